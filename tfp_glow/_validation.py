@@ -1,0 +1,55 @@
+"""Argument checks shared by the layers and the model.
+
+Every message names the argument, states the rule and echoes the value.
+"""
+
+import numbers
+
+import tensorflow as tf
+
+__all__ = ['positive_int', 'one_of', 'float_dtype', 'image_shape']
+
+
+def positive_int(name, value, minimum=1):
+  """Returns `value` if it is an int >= `minimum`, else raises."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(
+        f'`{name}` must be an int; got {value!r} of type {type(value).__name__}.')
+  if value < minimum:
+    raise ValueError(f'`{name}` must be >= {minimum}; got {name}={value}.')
+  return int(value)
+
+
+def one_of(name, value, choices):
+  """Returns `value` if it is one of `choices`, else raises ValueError."""
+  if value not in choices:
+    options = ', '.join(repr(c) for c in choices)
+    raise ValueError(f'`{name}` must be one of {options}; got {value!r}.')
+  return value
+
+
+def float_dtype(dtype, name='dtype'):
+  """Returns `dtype` as a `tf.DType` if it is float32 or float64."""
+  try:
+    dtype = tf.as_dtype(dtype)
+  except TypeError as e:
+    raise TypeError(f'`{name}` must be tf.float32 or tf.float64; '
+                    f'got {dtype!r}.') from e
+  if dtype not in (tf.float32, tf.float64):
+    raise ValueError(f'`{name}` must be tf.float32 or tf.float64; '
+                     f'got {dtype.name}.')
+  return dtype
+
+
+def image_shape(value, name='image_shape'):
+  """Returns `value` as a tuple (H, W, C) of positive ints."""
+  try:
+    shape = tuple(value)
+  except TypeError as e:
+    raise TypeError(f'`{name}` must be a sequence (H, W, C); '
+                    f'got {value!r}.') from e
+  if len(shape) != 3:
+    raise ValueError(f'`{name}` must have 3 entries (H, W, C); got {value!r}.')
+  for axis, size in zip('HWC', shape):
+    positive_int(f'{name}[{"HWC".index(axis)}] ({axis})', size)
+  return tuple(int(s) for s in shape)

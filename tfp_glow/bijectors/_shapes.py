@@ -1,0 +1,33 @@
+"""Helpers to run 4-D image ops on `[..., H, W, C]` tensors of any batch rank."""
+
+import tensorflow as tf
+
+__all__ = ['apply_flat', 'check_channels', 'event_dims']
+
+
+def apply_flat(fn, x):
+  """Applies `fn` (a `[N, H, W, C]` op) to `x` with any batch shape in front."""
+  if x.shape.rank == 4:
+    return fn(x)
+  batch_shape = tf.shape(x)[:-3]
+  flat = tf.reshape(x, [-1] + event_dims(x))
+  out = fn(flat)
+  return tf.reshape(out, tf.concat([batch_shape, event_dims(out)], axis=0))
+
+
+def event_dims(x):
+  """H, W, C of `x`: static ints where known (keeps shapes static), else dynamic."""
+  dynamic = tf.shape(x)
+  return [x.shape[i] if x.shape[i] is not None else dynamic[i]
+          for i in (-3, -2, -1)]
+
+
+def check_channels(layer, x, channels):
+  """Raises ValueError if the static channel count of `x` is not `channels`."""
+  if x.shape.rank is not None and x.shape.rank < 3:
+    raise ValueError(f'{layer} expects images of shape [..., H, W, C]; got a '
+                     f'tensor of shape {x.shape}.')
+  actual = x.shape[-1]
+  if actual is not None and actual != channels:
+    raise ValueError(f'{layer} was built for {channels} channels; got a '
+                     f'tensor of shape {x.shape} with {actual} channels.')

@@ -1,0 +1,87 @@
+"""Builds Glow's multi-scale flow as one `tfb.Chain` of tfp_glow layers."""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_glow import bijectors as gb
+
+__all__ = ['build_flow', 'TOP_PRIOR', 'TEMPERATURE']
+
+TOP_PRIOR = 'top_prior'
+TEMPERATURE = 'temperature'
+
+_COUPLINGS = {'affine': gb.AffineCoupling, 'additive': gb.AdditiveCoupling}
+
+
+def _permutation(kind, channels, seed, dtype):
+  if kind == 'lu':
+    return gb.InvertibleConv1x1(channels, True, seed, dtype)
+  if kind == 'conv1x1':
+    return gb.InvertibleConv1x1(channels, False, seed, dtype)
+  if kind == 'shuffle':
+    return gb.ChannelShuffle(channels, seed)
+  return gb.ChannelReverse(channels)
+
+
+def _steps(channels, num_steps, coupling, permutation, conditioner_fn, rng,
+           dtype):
+  """`num_steps` x [ActNorm, permutation, coupling], data side first."""
+  layers = []
+  for _ in range(num_steps):
+    seeds = rng.integers(2**31, size=2)
+    layers += [
+        gb.ActNorm(channels, dtype),
+        _permutation(permutation, channels, seeds[0], dtype),
+        _COUPLINGS[coupling](channels, conditioner_fn, seeds[1], dtype),
+    ]
+  return layers
+
+
+def build_flow(image_shape, *, num_levels, num_steps, conditioner_fn,
+               coupling='affine', permutation='lu', learn_top=True,
+               num_classes=None, num_bits=8, dtype=tf.float32, seed=None):
+  """Glow's multi-scale flow from N(0, I) latents to pixels in [0, 2**num_bits).
+
+  In the paper's direction (`inverse`, data to latent), the chain is:
+
+  ```none
+  x / 2**num_bits - 0.5                       (TFP Scale and Shift)
+  for each level l = 0 .. L-1:
+    squeeze                                   (all channels)
+    K x [ActNorm, permutation, coupling]      (on the active channels)
+    split with learned prior (all but last)   (half become N(0, 1) noise)
+  top prior (learned / class-conditional)     (on the active channels)
+  temperature                                 (identity unless given)
+  ```
+
+  Levels after the first act on the leading channels only (`ActiveChannels`),
+  since `Squeeze` keeps factored-out noise behind them. The latent has shape
+  `[H / 2**L, W / 2**L, C * 4**L]`. Arguments are as in `tfp_glow.Glow`, which
+  validates them.
+  """
+  rng = np.random.default_rng(seed)
+  pixel_scale = tf.constant(2.0**num_bits, dtype)
+  layers = [tfp.bijectors.Scale(pixel_scale),
+            tfp.bijectors.Shift(tf.constant(0.5, dtype))]
+  for level in range(num_levels):
+    active = image_shape[-1] * 4 * 2**level  # Channels the level transforms.
+    level_layers = [gb.Squeeze()] if level == 0 else []
+    level_layers += _steps(active, num_steps, coupling, permutation,
+                           conditioner_fn, rng, dtype)
+    if level < num_levels - 1:
+      level_layers.append(gb.Split(active, seed=rng.integers(2**31),
+                                   dtype=dtype))
+    if level == 0:
+      layers += level_layers
+    else:
+      layers += [gb.Squeeze(),
+                 gb.ActiveChannels(gb.Chain(level_layers), active,
+                                   name=f'level_{level}')]
+  if learn_top or num_classes:
+    scale = 2**num_levels
+    top_shape = (image_shape[0] // scale, image_shape[1] // scale, active)
+    prior = gb.TopPrior(top_shape, num_classes, learn_top, dtype)
+    layers.append(gb.ActiveChannels(prior, top_shape[-1], name=TOP_PRIOR))
+  layers.append(gb.Temperature(name=TEMPERATURE))
+  return gb.Chain(layers, name='glow_flow')

@@ -1,0 +1,229 @@
+"""`Glow`: the multi-scale flow as a `tfd.TransformedDistribution`."""
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.distributions import transformed_distribution
+
+from tfp_glow import _validation
+from tfp_glow import flow
+from tfp_glow import nn
+from tfp_glow.bijectors import initialize
+
+__all__ = ['Glow']
+
+tfd = tfp.distributions
+
+_COUPLINGS = ('affine', 'additive')
+_PERMUTATIONS = ('lu', 'conv1x1', 'shuffle', 'reverse')
+
+
+def _route_kwargs(kwargs):
+  """Sends `labels` to the top prior and `temperature` to the latent scale."""
+  unknown = set(kwargs) - {'labels', 'temperature'}
+  if unknown:
+    raise TypeError(f'Unexpected keyword arguments {sorted(unknown)}; Glow '
+                    'takes `labels` and `temperature`.')
+  bijector_kwargs = {}
+  if kwargs.get('labels') is not None:
+    bijector_kwargs[flow.TOP_PRIOR] = {'labels': kwargs['labels']}
+  if kwargs.get('temperature') is not None:
+    bijector_kwargs[flow.TEMPERATURE] = {'temperature': kwargs['temperature']}
+  return {}, bijector_kwargs
+
+
+# What `tfd.TransformedDistribution(...)` itself returns for a bijector that
+# holds variables: the non-CompositeTensor class, whose variables `tf.Module`
+# and Keras can track.
+_TransformedDistribution = transformed_distribution._TransformedDistribution  # pylint: disable=protected-access
+
+
+class Glow(_TransformedDistribution):
+  """Glow (Kingma & Dhariwal, 2018) as a TFP distribution over images.
+
+  A standard normal over the latent, pushed through a `tfb.Chain` of Glow's
+  layers (see `tfp_glow.flow.build_flow`): `sample` runs the chain forward
+  (z -> x), `log_prob` runs the paper's f = `inverse` (x -> z) and adds the
+  log-determinants, both through TFP's `TransformedDistribution`:
+
+  ```none
+  log p(x) = log N(f(x); 0, I) + sum_i log|det df_i / df_(i-1)|
+  ```
+
+  `x` lives in dequantized pixel space `[0, 2**num_bits)`, shape
+  `[..., H, W, C]`. The scaling to the flow's working range is part of the
+  chain, so `-log_prob(x) / (H * W * C * ln 2)` is bits per dimension, the
+  number the paper reports.
+
+  Class-conditional models (`num_classes=K`) take `labels` (int class ids of
+  the batch shape) in `log_prob(x, labels=y)`, `sample(n, labels=y)`,
+  `encode`, `decode` and `bits_per_dim`; TFP routes them to the top prior as
+  bijector keyword arguments. `sample(n, temperature=T)` draws every latent
+  from N(0, T^2), the paper's temperature.
+
+  Args:
+    image_shape: `(H, W, C)`; H and W divisible by `2**num_levels`.
+    num_levels: Python `int`, the number of levels L (scales).
+    num_steps: Python `int`, flow steps K per level.
+    hidden_channels: Python `int`, width of the coupling networks.
+    coupling: `'affine'` or `'additive'`. Default value: `'affine'`.
+    permutation: `'lu'` (LU-decomposed 1x1 conv), `'conv1x1'` (plain 1x1
+      conv), `'shuffle'` or `'reverse'`. Default value: `'lu'`.
+    learn_top: Python `bool`, learn the top prior's mean and scale.
+      Default value: `True`.
+    num_classes: Python `int` or `None`, for a class-conditional top prior.
+      Default value: `None`.
+    num_bits: Python `int` in [1, 16], bits per pixel value. Default value: 8.
+    conditioner_fn: coupling-network factory (see `tfp_glow.nn`).
+      Default value: `nn.glow_conditioner(hidden_channels)`.
+    dtype: `tf.float32` or `tf.float64`. Default value: `tf.float32`.
+    seed: Python `int` or `None`, seeds every initial value. Default value:
+      `None`.
+    validate_args: Python `bool`. Default value: `False`.
+    name: Python `str`. Default value: `'Glow'`.
+
+  Raises:
+    TypeError, ValueError: for any bad argument; the message names it.
+
+  #### Examples
+
+  >>> glow = Glow((8, 8, 1), num_levels=2, num_steps=2, hidden_channels=8,
+  ...             seed=0)
+  >>> x = tf.random.uniform([4, 8, 8, 1], 0.0, 256.0, seed=1)
+  >>> glow.initialize(x)
+  >>> glow.log_prob(x).shape
+  TensorShape([4])
+  >>> glow.sample(2, temperature=0.7, seed=2).shape
+  TensorShape([2, 8, 8, 1])
+  >>> glow.latent_shape
+  TensorShape([2, 2, 16])
+
+  #### References
+
+  [1]: Diederik P. Kingma, Prafulla Dhariwal. Glow: Generative Flow with
+       Invertible 1x1 Convolutions. NeurIPS 2018.
+       https://arxiv.org/abs/1807.03039
+  """
+
+  def __init__(self, image_shape, *, num_levels: int, num_steps: int,
+               hidden_channels: int, coupling: str = 'affine',
+               permutation: str = 'lu', learn_top: bool = True,
+               num_classes=None, num_bits: int = 8, conditioner_fn=None,
+               dtype=tf.float32, seed=None, validate_args: bool = False,
+               name: str = 'Glow'):
+    parameters = dict(locals())
+    image_shape = _check_image_shape(image_shape, num_levels)
+    _validation.positive_int('num_steps', num_steps)
+    _validation.positive_int('hidden_channels', hidden_channels)
+    _validation.one_of('coupling', coupling, _COUPLINGS)
+    _validation.one_of('permutation', permutation, _PERMUTATIONS)
+    if num_classes is not None:
+      _validation.positive_int('num_classes', num_classes, minimum=2)
+    _validation.positive_int('num_bits', num_bits)
+    if num_bits > 16:
+      raise ValueError(f'`num_bits` must be <= 16; got num_bits={num_bits}.')
+    dtype = _validation.float_dtype(dtype)
+    self._image_shape = image_shape
+    self._num_bits = num_bits
+    self._num_classes = num_classes
+    with tf.name_scope(name) as name:
+      bijector = flow.build_flow(
+          image_shape, num_levels=num_levels, num_steps=num_steps,
+          conditioner_fn=conditioner_fn or nn.glow_conditioner(hidden_channels),
+          coupling=coupling, permutation=permutation, learn_top=learn_top,
+          num_classes=num_classes, num_bits=num_bits, dtype=dtype, seed=seed)
+      latent_shape = bijector.inverse_event_shape(image_shape)
+      base = tfd.Sample(
+          tfd.Normal(tf.zeros([], dtype), tf.ones([], dtype)),
+          sample_shape=latent_shape)
+      super().__init__(
+          distribution=base, bijector=bijector, kwargs_split_fn=_route_kwargs,
+          validate_args=validate_args, parameters=parameters, name=name)
+
+  @classmethod
+  def _parameter_properties(cls, dtype=None, num_classes=None):
+    # Glow's parameters are its layers' variables, not batched tensors.
+    return dict()
+
+  @property
+  def image_shape(self):
+    """`(H, W, C)` of the images."""
+    return self._image_shape
+
+  @property
+  def latent_shape(self):
+    """Shape of one latent, `[H / 2**L, W / 2**L, C * 4**L]`."""
+    return self.distribution.event_shape
+
+  @property
+  def num_bits(self):
+    return self._num_bits
+
+  @property
+  def num_classes(self):
+    return self._num_classes
+
+  @property
+  def num_dims(self):
+    """D = H * W * C, the dimensions bits/dim divides by."""
+    return math.prod(self._image_shape)
+
+  def initialize(self, x, labels=None):
+    """Runs every ActNorm's data-dependent init on the batch `x`, once.
+
+    Args:
+      x: dequantized images `[N, H, W, C]` in `[0, 2**num_bits)`.
+      labels: class ids `[N]`, required iff `num_classes` is set.
+    """
+    x = tf.convert_to_tensor(x, self.dtype)
+    _, bijector_kwargs = _route_kwargs({'labels': labels})
+    initialize.data_init(self.bijector, x, **bijector_kwargs)
+
+  @property
+  def is_initialized(self):
+    """True once every data-dependent init has run (a Python bool)."""
+    flags = [v for v in self.variables if v.name.endswith('initialized:0')]
+    return all(bool(v.numpy()) for v in flags)
+
+  def encode(self, x, labels=None):
+    """The latent z = f(x), shape `[..., *latent_shape]`."""
+    _, bijector_kwargs = _route_kwargs({'labels': labels})
+    return self.bijector.inverse(x, **bijector_kwargs)
+
+  def decode(self, z, labels=None, temperature=None):
+    """The image x = f^-1(z) in pixel space (`temperature` scales z first)."""
+    _, bijector_kwargs = _route_kwargs(
+        {'labels': labels, 'temperature': temperature})
+    return self.bijector.forward(z, **bijector_kwargs)
+
+  def bits_per_dim(self, x, labels=None, seed=None):
+    """Bits per dimension of integer-valued images, dequantized with U[0, 1).
+
+    Args:
+      x: integer pixel values `[..., H, W, C]` in `[0, 2**num_bits)`, of any
+        int or float dtype.
+      labels: class ids, required iff `num_classes` is set.
+      seed: seed of the dequantization noise, a TFP seed: a pair of ints or
+        a shape-[2] int tensor (stateless: the same seed gives the same
+        noise), or an int or `None` (stateful, as everywhere in TFP).
+
+    Returns:
+      `-log p(x + u) / (D ln 2)` per image, with `u ~ U[0, 1)^D`.
+    """
+    x = tf.cast(x, self.dtype)
+    u = tf.random.stateless_uniform(
+        tf.shape(x), seed=tfp.random.sanitize_seed(seed), dtype=self.dtype)
+    log_prob = self.log_prob(x + u, labels=labels)
+    return -log_prob / (self.num_dims * math.log(2.0))
+
+
+def _check_image_shape(image_shape, num_levels):
+  image_shape = _validation.image_shape(image_shape)
+  num_levels = _validation.positive_int('num_levels', num_levels)
+  scale = 2**num_levels
+  if image_shape[0] % scale or image_shape[1] % scale:
+    raise ValueError(
+        '`image_shape` height and width must be divisible by 2**num_levels = '
+        f'{scale}; got image_shape={image_shape} with num_levels={num_levels}.')
+  return image_shape

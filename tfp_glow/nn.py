@@ -1,0 +1,148 @@
+"""Conditioner networks for the coupling layers and the split prior.
+
+A conditioner factory is any callable
+
+    conditioner_fn(in_channels, out_channels, *, dtype, seed) -> net
+
+returning a `tf.Module` (or Keras layer) that maps `[N, H, W, in_channels]` to
+`[N, H, W, out_channels]`. A net that also has a `data_init(x)` method gets its
+data-dependent initialisation run by `Glow.initialize`.
+
+The defaults follow openai/glow: hidden convolutions without bias, each
+followed by an ActNorm with data-dependent init, and a zero-initialised output
+convolution with a learned `exp(3 * logs)` scale, so every layer built on them
+starts as the identity.
+"""
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_glow import _validation
+
+__all__ = [
+    'ActNormLayer', 'Conv2D', 'ZeroConv2D', 'GlowConditioner',
+    'glow_conditioner', 'zero_conditioner', 'actnorm_data_init',
+]
+
+_INIT_EPS = 1e-6
+
+
+def actnorm_data_init(x, loc, log_scale, initialized):
+  """Sets `loc`, `log_scale` from the per-channel moments of `x`, once.
+
+  After the call `(x - loc) * exp(-log_scale)` has mean 0 and std 1 in every
+  channel. Once `initialized` is True the call changes nothing, so it is safe to
+  run again after a restore. Statistics are taken in at least float32.
+  """
+  stats_dtype = tf.float64 if x.dtype == tf.float64 else tf.float32
+  x = tf.cast(x, stats_dtype)
+  mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
+  new_log_scale = tf.math.log(tf.sqrt(variance) + _INIT_EPS)
+  loc.assign(tf.where(initialized, loc, tf.cast(mean, loc.dtype)))
+  log_scale.assign(
+      tf.where(initialized, log_scale, tf.cast(new_log_scale, log_scale.dtype)))
+  initialized.assign(True)
+
+
+class ActNormLayer(tf.Module):
+  """Per-channel normalisation `(x - loc) * exp(-log_scale)` with data init."""
+
+  def __init__(self, channels, dtype=tf.float32, name='act_norm_layer'):
+    super().__init__(name=name)
+    self.loc = tf.Variable(tf.zeros([channels], dtype), name='loc')
+    self.log_scale = tf.Variable(tf.zeros([channels], dtype), name='log_scale')
+    self.initialized = tf.Variable(False, trainable=False, name='initialized')
+
+  def __call__(self, x):
+    return (x - self.loc) * tf.exp(-self.log_scale)
+
+  def data_init(self, x):
+    actnorm_data_init(x, self.loc, self.log_scale, self.initialized)
+    return self(x)
+
+
+class Conv2D(tf.Module):
+  """'SAME' convolution without bias; kernel ~ N(0, 0.05) as in openai/glow."""
+
+  def __init__(self, in_channels, out_channels, kernel_size, dtype, seed,
+               name='conv2d'):
+    super().__init__(name=name)
+    rng = np.random.default_rng(seed)
+    shape = (kernel_size, kernel_size, in_channels, out_channels)
+    self.kernel = tf.Variable(
+        rng.normal(0.0, 0.05, shape).astype(dtype.as_numpy_dtype),
+        name='kernel')
+
+  def __call__(self, x):
+    return tf.nn.conv2d(x, self.kernel, strides=1, padding='SAME')
+
+
+class ZeroConv2D(tf.Module):
+  """3x3 convolution starting at exactly zero: `(conv(x) + b) * exp(3 * logs)`.
+
+  The factor 3 is openai/glow's `logscale_factor`: it lets the output scale
+  move faster than a plain variable would under Adam.
+  """
+
+  def __init__(self, in_channels, out_channels, dtype, seed=None,
+               name='zero_conv2d'):
+    del seed  # Zero init is deterministic.
+    super().__init__(name=name)
+    self.kernel = tf.Variable(
+        tf.zeros([3, 3, in_channels, out_channels], dtype), name='kernel')
+    self.bias = tf.Variable(tf.zeros([out_channels], dtype), name='bias')
+    self.logs = tf.Variable(tf.zeros([out_channels], dtype), name='logs')
+
+  def __call__(self, x):
+    h = tf.nn.conv2d(x, self.kernel, strides=1, padding='SAME') + self.bias
+    return h * tf.exp(3.0 * self.logs)
+
+
+class GlowConditioner(tf.Module):
+  """The paper's coupling network.
+
+  3x3 conv -> ActNorm -> ReLU -> 1x1 conv -> ActNorm -> ReLU -> ZeroConv2D,
+  mapping `[N, H, W, in_channels]` to `[N, H, W, out_channels]`; its output is
+  exactly zero until trained.
+  """
+
+  def __init__(self, in_channels, out_channels, *, hidden_channels,
+               dtype=tf.float32, seed=None, name='glow_conditioner'):
+    super().__init__(name=name)
+    seeds = np.random.default_rng(seed).integers(2**31, size=2)
+    self.conv_in = Conv2D(in_channels, hidden_channels, 3, dtype, seeds[0])
+    self.norm_in = ActNormLayer(hidden_channels, dtype)
+    self.conv_hidden = Conv2D(hidden_channels, hidden_channels, 1, dtype,
+                              seeds[1])
+    self.norm_hidden = ActNormLayer(hidden_channels, dtype)
+    self.conv_out = ZeroConv2D(hidden_channels, out_channels, dtype)
+
+  def __call__(self, x):
+    h = tf.nn.relu(self.norm_in(self.conv_in(x)))
+    h = tf.nn.relu(self.norm_hidden(self.conv_hidden(h)))
+    return self.conv_out(h)
+
+  def data_init(self, x):
+    """Initialises both ActNorms from the batch `x`; returns the output."""
+    h = tf.nn.relu(self.norm_in.data_init(self.conv_in(x)))
+    h = tf.nn.relu(self.norm_hidden.data_init(self.conv_hidden(h)))
+    return self.conv_out(h)
+
+
+def glow_conditioner(hidden_channels):
+  """Returns a factory of `GlowConditioner`s with `hidden_channels` units.
+
+  >>> fn = glow_conditioner(hidden_channels=16)
+  >>> net = fn(2, 4, dtype=tf.float32, seed=0)
+  >>> net(tf.ones([1, 8, 8, 2])).shape
+  TensorShape([1, 8, 8, 4])
+  """
+  _validation.positive_int('hidden_channels', hidden_channels)
+  return functools.partial(GlowConditioner, hidden_channels=hidden_channels)
+
+
+def zero_conditioner(in_channels, out_channels, *, dtype=tf.float32, seed=None):
+  """Factory of the split prior's network: one `ZeroConv2D` (openai/glow)."""
+  return ZeroConv2D(in_channels, out_channels, dtype, seed)
