@@ -77,7 +77,11 @@ class Glow(_TransformedDistribution):
     num_bits: Python `int` in [1, 16], bits per pixel value. Default value: 8.
     conditioner_fn: coupling-network factory (see `tfp_glow.nn`).
       Default value: `nn.glow_conditioner(hidden_channels)`.
-    dtype: `tf.float32` or `tf.float64`. Default value: `tf.float32`.
+    dtype: `tf.float32` or `tf.float64`, of every variable and of
+      `log_prob`. Default value: `tf.float32`.
+    compute_dtype: `None`, `tf.bfloat16` or `tf.float16`: mixed precision,
+      the default coupling networks' hidden layers compute in this dtype while
+      variables, log-dets and `log_prob` stay in `dtype`. Default value: `None`.
     seed: Python `int` or `None`, seeds every initial value. Default value:
       `None`.
     validate_args: Python `bool`. Default value: `False`.
@@ -110,8 +114,8 @@ class Glow(_TransformedDistribution):
                hidden_channels: int, coupling: str = 'affine',
                permutation: str = 'lu', learn_top: bool = True,
                num_classes=None, num_bits: int = 8, conditioner_fn=None,
-               dtype=tf.float32, seed=None, validate_args: bool = False,
-               name: str = 'Glow'):
+               dtype=tf.float32, compute_dtype=None, seed=None,
+               validate_args: bool = False, name: str = 'Glow'):
     parameters = dict(locals())
     image_shape = _check_image_shape(image_shape, num_levels)
     _validation.positive_int('num_steps', num_steps)
@@ -125,12 +129,14 @@ class Glow(_TransformedDistribution):
       raise ValueError(f'`num_bits` must be <= 16; got num_bits={num_bits}.')
     dtype = _validation.float_dtype(dtype)
     self._image_shape = image_shape
+    self._num_levels = num_levels
     self._num_bits = num_bits
     self._num_classes = num_classes
     with tf.name_scope(name) as name:
       bijector = flow.build_flow(
           image_shape, num_levels=num_levels, num_steps=num_steps,
-          conditioner_fn=conditioner_fn or nn.glow_conditioner(hidden_channels),
+          conditioner_fn=conditioner_fn or nn.glow_conditioner(
+              hidden_channels, compute_dtype),
           coupling=coupling, permutation=permutation, learn_top=learn_top,
           num_classes=num_classes, num_bits=num_bits, dtype=dtype, seed=seed)
       latent_shape = bijector.inverse_event_shape(image_shape)
@@ -150,6 +156,16 @@ class Glow(_TransformedDistribution):
   def image_shape(self):
     """`(H, W, C)` of the images."""
     return self._image_shape
+
+  @property
+  def num_levels(self):
+    return self._num_levels
+
+  @property
+  def top_channels(self):
+    """Channels of the top level's latent, `C * 2**(L + 1)` (the rest of the
+    latent's channels are noise factored out by the splits)."""
+    return self._image_shape[-1] * 2**(self._num_levels + 1)
 
   @property
   def latent_shape(self):

@@ -47,7 +47,11 @@ def actnorm_data_init(x, loc, log_scale, initialized):
 
 
 class ActNormLayer(tf.Module):
-  """Per-channel normalisation `(x - loc) * exp(-log_scale)` with data init."""
+  """Per-channel normalisation `(x - loc) * exp(-log_scale)` with data init.
+
+  Computes in the dtype of its input (the variables are cast to it), so a
+  network can run in bfloat16 or float16 while its variables stay float32.
+  """
 
   def __init__(self, channels, dtype=tf.float32, name='act_norm_layer'):
     super().__init__(name=name)
@@ -56,7 +60,8 @@ class ActNormLayer(tf.Module):
     self.initialized = tf.Variable(False, trainable=False, name='initialized')
 
   def __call__(self, x):
-    return (x - self.loc) * tf.exp(-self.log_scale)
+    loc = tf.cast(self.loc, x.dtype)
+    return (x - loc) * tf.cast(tf.exp(-self.log_scale), x.dtype)
 
   def data_init(self, x):
     actnorm_data_init(x, self.loc, self.log_scale, self.initialized)
@@ -76,7 +81,8 @@ class Conv2D(tf.Module):
         name='kernel')
 
   def __call__(self, x):
-    return tf.nn.conv2d(x, self.kernel, strides=1, padding='SAME')
+    kernel = tf.cast(self.kernel, x.dtype)
+    return tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
 
 
 class ZeroConv2D(tf.Module):
@@ -96,7 +102,9 @@ class ZeroConv2D(tf.Module):
     self.logs = tf.Variable(tf.zeros([out_channels], dtype), name='logs')
 
   def __call__(self, x):
-    h = tf.nn.conv2d(x, self.kernel, strides=1, padding='SAME') + self.bias
+    kernel = tf.cast(self.kernel, x.dtype)
+    h = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
+    h = tf.cast(h, self.bias.dtype) + self.bias
     return h * tf.exp(3.0 * self.logs)
 
 
@@ -106,11 +114,17 @@ class GlowConditioner(tf.Module):
   3x3 conv -> ActNorm -> ReLU -> 1x1 conv -> ActNorm -> ReLU -> ZeroConv2D,
   mapping `[N, H, W, in_channels]` to `[N, H, W, out_channels]`; its output is
   exactly zero until trained.
+
+  With `compute_dtype` (`tf.bfloat16` or `tf.float16`, for mixed precision),
+  the hidden layers compute in that dtype; the variables, the output layer
+  and hence every log-det stay in `dtype`.
   """
 
   def __init__(self, in_channels, out_channels, *, hidden_channels,
-               dtype=tf.float32, seed=None, name='glow_conditioner'):
+               dtype=tf.float32, seed=None, compute_dtype=None,
+               name='glow_conditioner'):
     super().__init__(name=name)
+    self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     seeds = np.random.default_rng(seed).integers(2**31, size=2)
     self.conv_in = Conv2D(in_channels, hidden_channels, 3, dtype, seeds[0])
     self.norm_in = ActNormLayer(hidden_channels, dtype)
@@ -120,19 +134,23 @@ class GlowConditioner(tf.Module):
     self.conv_out = ZeroConv2D(hidden_channels, out_channels, dtype)
 
   def __call__(self, x):
-    h = tf.nn.relu(self.norm_in(self.conv_in(x)))
+    h = tf.nn.relu(self.norm_in(self.conv_in(tf.cast(x, self.compute_dtype))))
     h = tf.nn.relu(self.norm_hidden(self.conv_hidden(h)))
     return self.conv_out(h)
 
   def data_init(self, x):
     """Initialises both ActNorms from the batch `x`; returns the output."""
-    h = tf.nn.relu(self.norm_in.data_init(self.conv_in(x)))
+    h = self.conv_in(tf.cast(x, self.compute_dtype))
+    h = tf.nn.relu(self.norm_in.data_init(h))
     h = tf.nn.relu(self.norm_hidden.data_init(self.conv_hidden(h)))
     return self.conv_out(h)
 
 
-def glow_conditioner(hidden_channels):
+def glow_conditioner(hidden_channels, compute_dtype=None):
   """Returns a factory of `GlowConditioner`s with `hidden_channels` units.
+
+  `compute_dtype` (`None`, `tf.bfloat16` or `tf.float16`) runs the hidden
+  layers in low precision (see `GlowConditioner`).
 
   >>> fn = glow_conditioner(hidden_channels=16)
   >>> net = fn(2, 4, dtype=tf.float32, seed=0)
@@ -140,7 +158,11 @@ def glow_conditioner(hidden_channels):
   TensorShape([1, 8, 8, 4])
   """
   _validation.positive_int('hidden_channels', hidden_channels)
-  return functools.partial(GlowConditioner, hidden_channels=hidden_channels)
+  if compute_dtype is not None:
+    _validation.one_of('compute_dtype', tf.as_dtype(compute_dtype).name,
+                       ('bfloat16', 'float16', 'float32', 'float64'))
+  return functools.partial(GlowConditioner, hidden_channels=hidden_channels,
+                           compute_dtype=compute_dtype)
 
 
 def zero_conditioner(in_channels, out_channels, *, dtype=tf.float32, seed=None):

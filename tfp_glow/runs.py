@@ -14,7 +14,7 @@ CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 _CONFIG_KEYS = ('image_shape', 'num_levels', 'num_steps', 'hidden_channels',
                 'coupling', 'permutation', 'learn_top', 'num_classes',
-                'num_bits', 'dtype', 'seed')
+                'num_bits', 'dtype', 'compute_dtype', 'seed')
 
 
 def glow_config(glow):
@@ -30,7 +30,9 @@ def glow_config(glow):
                      'a config; build it in code and use tf.train.Checkpoint.')
   config = {key: params[key] for key in _CONFIG_KEYS}
   config['image_shape'] = list(glow.image_shape)
-  config['dtype'] = tf.as_dtype(config['dtype']).name
+  for key in ('dtype', 'compute_dtype'):
+    if config[key] is not None:
+      config[key] = tf.as_dtype(config[key]).name
   return config
 
 
