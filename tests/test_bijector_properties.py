@@ -82,7 +82,14 @@ CASES = {
     'active_channels': lambda: (
         _initialized(gb.ActiveChannels(gb.AffineCoupling(2, NET, 0, F64), 2)),
         _normal([3, 4, 4, 4]), {}),
+    'recompute': lambda: (
+        _initialized(gb.Recompute(gb.Chain(
+            [gb.ActNorm(4, F64), gb.AffineCoupling(4, NET, 0, F64)]))),
+        _normal([3, 4, 4, 4]), {}),
     'glow_8x8x1': lambda: (_glow().bijector, _normal([3, 2, 2, 16]), {}),
+    'glow_8x8x1_recompute_reverse': lambda: (
+        _glow(recompute_gradients=True, permutation='reverse').bijector,
+        _normal([3, 2, 2, 16]), {}),
     'glow_4x4x3_additive_shuffle': lambda: (
         _glow(image_shape=(4, 4, 3), coupling='additive',
               permutation='shuffle').bijector,

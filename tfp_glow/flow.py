@@ -25,22 +25,28 @@ def _permutation(kind, channels, seed, dtype):
 
 
 def _steps(channels, num_steps, coupling, permutation, conditioner_fn, rng,
-           dtype):
-  """`num_steps` x [ActNorm, permutation, coupling], data side first."""
+           dtype, recompute):
+  """`num_steps` x [ActNorm, permutation, coupling], data side first.
+
+  With `recompute`, each step is one `Recompute` block (gradient
+  checkpointing: its activations are recomputed in the backward pass).
+  """
   layers = []
   for _ in range(num_steps):
     seeds = rng.integers(2**31, size=2)
-    layers += [
+    step = [
         gb.ActNorm(channels, dtype),
         _permutation(permutation, channels, seeds[0], dtype),
         _COUPLINGS[coupling](channels, conditioner_fn, seeds[1], dtype),
     ]
+    layers += [gb.Recompute(gb.Chain(step))] if recompute else step
   return layers
 
 
 def build_flow(image_shape, *, num_levels, num_steps, conditioner_fn,
                coupling='affine', permutation='lu', learn_top=True,
-               num_classes=None, num_bits=8, dtype=tf.float32, seed=None):
+               num_classes=None, num_bits=8, dtype=tf.float32, seed=None,
+               recompute_gradients=False):
   """Glow's multi-scale flow from N(0, I) latents to pixels in [0, 2**num_bits).
 
   In the paper's direction (`inverse`, data to latent), the chain is:
@@ -68,7 +74,7 @@ def build_flow(image_shape, *, num_levels, num_steps, conditioner_fn,
     active = image_shape[-1] * 4 * 2**level  # Channels the level transforms.
     level_layers = [gb.Squeeze()] if level == 0 else []
     level_layers += _steps(active, num_steps, coupling, permutation,
-                           conditioner_fn, rng, dtype)
+                           conditioner_fn, rng, dtype, recompute_gradients)
     if level < num_levels - 1:
       level_layers.append(gb.Split(active, seed=rng.integers(2**31),
                                    dtype=dtype))

@@ -84,6 +84,10 @@ class Glow(_TransformedDistribution):
       variables, log-dets and `log_prob` stay in `dtype`. Default value: `None`.
     seed: Python `int` or `None`, seeds every initial value. Default value:
       `None`.
+    recompute_gradients: Python `bool`, gradient checkpointing: each flow
+      step's activations are recomputed in the backward pass instead of kept,
+      which cuts training memory for one more forward pass. Same values and
+      gradients. Default value: `False`.
     validate_args: Python `bool`. Default value: `False`.
     name: Python `str`. Default value: `'Glow'`.
 
@@ -115,7 +119,8 @@ class Glow(_TransformedDistribution):
                permutation: str = 'lu', learn_top: bool = True,
                num_classes=None, num_bits: int = 8, conditioner_fn=None,
                dtype=tf.float32, compute_dtype=None, seed=None,
-               validate_args: bool = False, name: str = 'Glow'):
+               recompute_gradients: bool = False, validate_args: bool = False,
+               name: str = 'Glow'):
     parameters = dict(locals())
     image_shape = _check_image_shape(image_shape, num_levels)
     _validation.positive_int('num_steps', num_steps)
@@ -128,6 +133,9 @@ class Glow(_TransformedDistribution):
     if num_bits > 16:
       raise ValueError(f'`num_bits` must be <= 16; got num_bits={num_bits}.')
     dtype = _validation.float_dtype(dtype)
+    if not isinstance(recompute_gradients, bool):
+      raise TypeError('`recompute_gradients` must be a bool; got '
+                      f'{recompute_gradients!r}.')
     self._image_shape = image_shape
     self._num_levels = num_levels
     self._num_bits = num_bits
@@ -138,7 +146,8 @@ class Glow(_TransformedDistribution):
           conditioner_fn=conditioner_fn or nn.glow_conditioner(
               hidden_channels, compute_dtype),
           coupling=coupling, permutation=permutation, learn_top=learn_top,
-          num_classes=num_classes, num_bits=num_bits, dtype=dtype, seed=seed)
+          num_classes=num_classes, num_bits=num_bits, dtype=dtype, seed=seed,
+          recompute_gradients=recompute_gradients)
       latent_shape = bijector.inverse_event_shape(image_shape)
       base = tfd.Sample(
           tfd.Normal(tf.zeros([], dtype), tf.ones([], dtype)),

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfp_glow import _validation
 
 __all__ = [
-    'ActNormLayer', 'Conv2D', 'ZeroConv2D', 'GlowConditioner',
+    'ConvActNorm', 'ZeroConv2D', 'GlowConditioner',
     'glow_conditioner', 'zero_conditioner', 'actnorm_data_init',
 ]
 
@@ -46,50 +46,65 @@ def actnorm_data_init(x, loc, log_scale, initialized):
   initialized.assign(True)
 
 
-class ActNormLayer(tf.Module):
-  """Per-channel normalisation `(x - loc) * exp(-log_scale)` with data init.
+class ConvActNorm(tf.Module):
+  """'SAME' convolution without bias, then an ActNorm (openai/glow's `conv2d`).
 
-  Computes in the dtype of its input (the variables are cast to it), so a
-  network can run in bfloat16 or float16 while its variables stay float32.
+  ```none
+  y = (conv(x, kernel) - loc) * exp(-log_scale)
+    = conv(x, kernel * exp(-log_scale)) + (-loc * exp(-log_scale))
+  ```
+
+  The second form is what runs: one convolution and a bias add, which
+  TensorFlow fuses with the following ReLU. The kernel starts ~ N(0, 0.05);
+  `data_init` sets `loc` and `log_scale` so that `y` has per-channel mean 0
+  and std 1 on a batch. Computes in the dtype of its input, so a network can
+  run in bfloat16 or float16 while its variables stay float32.
   """
 
-  def __init__(self, channels, dtype=tf.float32, name='act_norm_layer'):
-    super().__init__(name=name)
-    self.loc = tf.Variable(tf.zeros([channels], dtype), name='loc')
-    self.log_scale = tf.Variable(tf.zeros([channels], dtype), name='log_scale')
-    self.initialized = tf.Variable(False, trainable=False, name='initialized')
-
-  def __call__(self, x):
-    loc = tf.cast(self.loc, x.dtype)
-    return (x - loc) * tf.cast(tf.exp(-self.log_scale), x.dtype)
-
-  def data_init(self, x):
-    actnorm_data_init(x, self.loc, self.log_scale, self.initialized)
-    return self(x)
-
-
-class Conv2D(tf.Module):
-  """'SAME' convolution without bias; kernel ~ N(0, 0.05) as in openai/glow."""
-
   def __init__(self, in_channels, out_channels, kernel_size, dtype, seed,
-               name='conv2d'):
+               name='conv_act_norm'):
     super().__init__(name=name)
     rng = np.random.default_rng(seed)
     shape = (kernel_size, kernel_size, in_channels, out_channels)
     self.kernel = tf.Variable(
         rng.normal(0.0, 0.05, shape).astype(dtype.as_numpy_dtype),
         name='kernel')
+    self.loc = tf.Variable(tf.zeros([out_channels], dtype), name='loc')
+    self.log_scale = tf.Variable(
+        tf.zeros([out_channels], dtype), name='log_scale')
+    self.initialized = tf.Variable(False, trainable=False, name='initialized')
 
   def __call__(self, x):
-    kernel = tf.cast(self.kernel, x.dtype)
-    return tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
+    inv_scale = tf.exp(-self.log_scale)
+    kernel = tf.cast(self.kernel * inv_scale, x.dtype)
+    bias = tf.cast(-self.loc * inv_scale, x.dtype)
+    return tf.nn.bias_add(_conv(x, kernel), bias)
+
+  def data_init(self, x):
+    """Initialises the ActNorm from the batch `x`; returns the output."""
+    actnorm_data_init(_conv(x, tf.cast(self.kernel, x.dtype)), self.loc,
+                      self.log_scale, self.initialized)
+    return self(x)
+
+
+def _conv(x, kernel):
+  """'SAME' convolution of `[N, H, W, C]`; a 1x1 kernel runs as one matmul,
+  whose gradients are faster than the 1x1 convolution's on CPU."""
+  if kernel.shape[0] == kernel.shape[1] == 1:
+    in_channels, out_channels = kernel.shape[2], kernel.shape[3]
+    flat = tf.matmul(tf.reshape(x, [-1, in_channels]),
+                     tf.reshape(kernel, [in_channels, out_channels]))
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [out_channels]], 0))
+  return tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
 
 
 class ZeroConv2D(tf.Module):
   """3x3 convolution starting at exactly zero: `(conv(x) + b) * exp(3 * logs)`.
 
   The factor 3 is openai/glow's `logscale_factor`: it lets the output scale
-  move faster than a plain variable would under Adam.
+  move faster than a plain variable would under Adam. The scale is folded into
+  the kernel and bias, so that one fused convolution runs. The output is in
+  the variables' dtype whatever the input's.
   """
 
   def __init__(self, in_channels, out_channels, dtype, seed=None,
@@ -102,16 +117,16 @@ class ZeroConv2D(tf.Module):
     self.logs = tf.Variable(tf.zeros([out_channels], dtype), name='logs')
 
   def __call__(self, x):
-    kernel = tf.cast(self.kernel, x.dtype)
-    h = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
-    h = tf.cast(h, self.bias.dtype) + self.bias
-    return h * tf.exp(3.0 * self.logs)
+    scale = tf.exp(3.0 * self.logs)
+    h = _conv(x, tf.cast(self.kernel * scale, x.dtype))
+    return tf.nn.bias_add(tf.cast(h, self.bias.dtype), self.bias * scale)
 
 
 class GlowConditioner(tf.Module):
   """The paper's coupling network.
 
-  3x3 conv -> ActNorm -> ReLU -> 1x1 conv -> ActNorm -> ReLU -> ZeroConv2D,
+  3x3 conv -> ActNorm -> ReLU -> 1x1 conv -> ActNorm -> ReLU -> ZeroConv2D
+  (each conv and ActNorm pair a `ConvActNorm`),
   mapping `[N, H, W, in_channels]` to `[N, H, W, out_channels]`; its output is
   exactly zero until trained.
 
@@ -126,23 +141,21 @@ class GlowConditioner(tf.Module):
     super().__init__(name=name)
     self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     seeds = np.random.default_rng(seed).integers(2**31, size=2)
-    self.conv_in = Conv2D(in_channels, hidden_channels, 3, dtype, seeds[0])
-    self.norm_in = ActNormLayer(hidden_channels, dtype)
-    self.conv_hidden = Conv2D(hidden_channels, hidden_channels, 1, dtype,
-                              seeds[1])
-    self.norm_hidden = ActNormLayer(hidden_channels, dtype)
+    self.conv_in = ConvActNorm(in_channels, hidden_channels, 3, dtype,
+                               seeds[0])
+    self.conv_hidden = ConvActNorm(hidden_channels, hidden_channels, 1, dtype,
+                                   seeds[1])
     self.conv_out = ZeroConv2D(hidden_channels, out_channels, dtype)
 
   def __call__(self, x):
-    h = tf.nn.relu(self.norm_in(self.conv_in(tf.cast(x, self.compute_dtype))))
-    h = tf.nn.relu(self.norm_hidden(self.conv_hidden(h)))
+    h = tf.nn.relu(self.conv_in(tf.cast(x, self.compute_dtype)))
+    h = tf.nn.relu(self.conv_hidden(h))
     return self.conv_out(h)
 
   def data_init(self, x):
     """Initialises both ActNorms from the batch `x`; returns the output."""
-    h = self.conv_in(tf.cast(x, self.compute_dtype))
-    h = tf.nn.relu(self.norm_in.data_init(h))
-    h = tf.nn.relu(self.norm_hidden.data_init(self.conv_hidden(h)))
+    h = tf.nn.relu(self.conv_in.data_init(tf.cast(x, self.compute_dtype)))
+    h = tf.nn.relu(self.conv_hidden.data_init(h))
     return self.conv_out(h)
 
 

@@ -14,7 +14,8 @@ CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 _CONFIG_KEYS = ('image_shape', 'num_levels', 'num_steps', 'hidden_channels',
                 'coupling', 'permutation', 'learn_top', 'num_classes',
-                'num_bits', 'dtype', 'compute_dtype', 'seed')
+                'num_bits', 'dtype', 'compute_dtype', 'seed',
+                'recompute_gradients')
 
 
 def glow_config(glow):

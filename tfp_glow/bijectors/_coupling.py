@@ -47,7 +47,8 @@ class Coupling(_base.GlowBijector):
 
   def _halves(self, x):
     _shapes.check_channels(type(self).__name__, x, self._channels)
-    return x[..., :self._split], x[..., self._split:]
+    # tf.split, not slicing: its gradient is one concat, not two padded adds.
+    return tf.split(x, [self._split, self._channels - self._split], axis=-1)
 
   def _params(self, x1):
     return _shapes.apply_flat(self._net, x1)

@@ -1,0 +1,202 @@
+"""tfp_glow against TFP's own `tfb.Glow`, side by side, at equal architecture.
+
+Both models: L levels of K steps (ActNorm, LU 1x1 conv, affine coupling with a
+3x3 -> 1x1 -> 3x3 network of the given width), split priors between levels,
+the same batch of dequantized images, the same tf_keras Adam, one
+`tf.function` training step each (forward + backward + optimizer). After a
+warm-up, the two steps are timed interleaved A B A B, and the medians and the
+ratio tfp_glow / tfb.Glow are printed. Peak memory is the peak resident set
+of a fresh process that builds one model and runs a few training steps;
+it is also measured for tfp_glow with gradient checkpointing
+(`recompute_gradients=True`).
+
+    python benchmarks/benchmark.py                     # mnist and cifar-small
+    python benchmarks/benchmark.py --configs cifar-paper --repeats 3
+
+Speed claims come from this script's printed ratios, never from timed tests.
+"""
+
+import argparse
+import functools
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CONFIGS = {
+    # name: (image_shape, levels, steps per level, width, batch)
+    'mnist': ((28, 28, 1), 2, 8, 128, 64),
+    'cifar-small': ((32, 32, 3), 3, 8, 128, 64),
+    'cifar-paper': ((32, 32, 3), 3, 32, 512, 64),
+}
+
+
+MODELS = ('tfp_glow', 'tfb.Glow')
+MEMORY_MODELS = MODELS + ('tfp_glow+recompute',)
+
+
+def _build(name, config):
+  """Returns `(distribution, preprocess)` of model `name` at `config`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+  import tfp_glow  # pylint: disable=g-import-not-at-top
+  tfb, tfd = tfp.bijectors, tfp.distributions
+  shape, levels, steps, width, _ = CONFIGS[config]
+  if name.startswith('tfp_glow'):
+    return tfp_glow.Glow(shape, num_levels=levels, num_steps=steps,
+                         hidden_channels=width, seed=0,
+                         recompute_gradients=name.endswith('+recompute'),
+                         ), tf.identity
+  glow = tfb.Glow(
+      output_shape=shape, num_glow_blocks=levels, num_steps_per_block=steps,
+      coupling_bijector_fn=functools.partial(tfb.GlowDefaultNetwork,
+                                             num_hidden=width),
+      exit_bijector_fn=tfb.GlowDefaultExitNetwork,
+      grab_after_block=(0.5,) * (levels - 1) + (0.,), seed=0)
+  base = tfd.Sample(tfd.Normal(0., 1.), glow.inverse_event_shape(shape))
+  # tfb.Glow works on the real line: feed it openai's x / 256 - 0.5.
+  return tfd.TransformedDistribution(base, glow), lambda x: x / 256.0 - 0.5
+
+
+def _batch(config):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  shape, *_, batch = CONFIGS[config]
+  pixels = tf.floor(tf.random.stateless_uniform((batch,) + shape, (0, 1), 0.,
+                                                256.))
+  return pixels + tf.random.stateless_uniform(pixels.shape, (2, 3))
+
+
+def _train_step(dist, preprocess, num_dims):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  optimizer = tf_keras.optimizers.Adam(1e-4)
+  variables = dist.trainable_variables
+
+  @tf.function
+  def step(x):
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(dist.log_prob(preprocess(x)))
+      loss = loss / (num_dims * math.log(2.0))
+    grads = tape.gradient(loss, variables)
+    optimizer.apply_gradients(zip(grads, variables))
+    return loss
+
+  return step
+
+
+def _sampler(dist, batch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  @tf.function
+  def sample():
+    return dist.sample(batch, seed=(1, 2))
+
+  return sample
+
+
+def _initialize(name, dist, preprocess, x):
+  if name.startswith('tfp_glow'):
+    dist.initialize(x)
+  else:
+    dist.log_prob(preprocess(x))  # tfb.Glow's ActNorm inits on first call.
+
+
+def _time(fn, arg, calls):
+  start = time.perf_counter()
+  for _ in range(calls):
+    out = fn(arg) if arg is not None else fn()
+  np.asarray(out)
+  return time.perf_counter() - start
+
+
+def speed(config, repeats, calls):
+  """Interleaved training and sampling throughput; returns a result dict."""
+  shape, *_, batch = CONFIGS[config]
+  x = _batch(config)
+  models = {name: _build(name, config) for name in MODELS}
+  result = {'config': config, 'batch': batch}
+  steps, samplers = {}, {}
+  for name, (dist, preprocess) in models.items():
+    _initialize(name, dist, preprocess, x)
+    result[f'{name} params'] = int(sum(np.prod(v.shape)
+                                       for v in dist.trainable_variables))
+    steps[name] = _train_step(dist, preprocess, math.prod(shape))
+    samplers[name] = _sampler(dist, batch)
+    start = time.perf_counter()
+    steps[name](x)
+    result[f'{name} first step s (trace)'] = time.perf_counter() - start
+    samplers[name]()
+    _time(steps[name], x, 2)
+  train = {name: [] for name in models}
+  sample = {name: [] for name in models}
+  for _ in range(repeats):  # A B A B ...
+    for name in models:
+      train[name].append(calls * batch / _time(steps[name], x, calls))
+      sample[name].append(calls * batch / _time(samplers[name], None, calls))
+  for kind, figures in (('train', train), ('sample', sample)):
+    for name, values in figures.items():
+      result[f'{name} {kind} img/s'] = float(np.median(values))
+    result[f'{kind} ratio'] = (result[f'tfp_glow {kind} img/s']
+                               / result[f'tfb.Glow {kind} img/s'])
+  return result
+
+
+def peak_memory_child(config, name, steps):
+  """Runs in a fresh process: peak RSS (MiB) after `steps` training steps."""
+  x = _batch(config)
+  dist, preprocess = _build(name, config)
+  _initialize(name, dist, preprocess, x)
+  step = _train_step(dist, preprocess, math.prod(CONFIGS[config][0]))
+  for _ in range(steps):
+    np.asarray(step(x))
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_memory(config):
+  result = {}
+  for name in MEMORY_MODELS:
+    out = subprocess.run(
+        [sys.executable, __file__, '--memory-child', name, '--configs', config],
+        capture_output=True, text=True, check=True)
+    result[f'{name} peak RSS MiB'] = float(out.stdout.strip().splitlines()[-1])
+  result['memory ratio'] = (result['tfp_glow peak RSS MiB']
+                            / result['tfb.Glow peak RSS MiB'])
+  result['recompute memory ratio'] = (
+      result['tfp_glow+recompute peak RSS MiB']
+      / result['tfp_glow peak RSS MiB'])
+  return result
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--configs', default='mnist,cifar-small',
+                      help=f'comma-separated, of {sorted(CONFIGS)}')
+  parser.add_argument('--repeats', type=int, default=5,
+                      help='interleaved timing rounds per model')
+  parser.add_argument('--calls', type=int, default=5,
+                      help='training steps (or sample calls) per round')
+  parser.add_argument('--no-memory', action='store_true',
+                      help='skip the peak-memory subprocesses')
+  parser.add_argument('--memory-child', help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  configs = args.configs.split(',')
+  for config in configs:
+    if config not in CONFIGS:
+      parser.error(f'--configs: unknown {config!r}; choose from '
+                   f'{sorted(CONFIGS)}')
+  if args.memory_child:
+    print(peak_memory_child(configs[0], args.memory_child, steps=3))
+    return
+  for config in configs:
+    result = speed(config, args.repeats, args.calls)
+    if not args.no_memory:
+      result.update(peak_memory(config))
+    print(json.dumps(result, indent=2), flush=True)
+
+
+if __name__ == '__main__':
+  main()
