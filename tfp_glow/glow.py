@@ -74,7 +74,8 @@ class Glow(_TransformedDistribution):
       Default value: `True`.
     num_classes: Python `int` or `None`, for a class-conditional top prior.
       Default value: `None`.
-    num_bits: Python `int` in [1, 16], bits per pixel value. Default value: 8.
+    num_bits: Python `int` in [1, 16], bits per pixel value.
+      Default value: `8`.
     conditioner_fn: coupling-network factory (see `tfp_glow.nn`).
       Default value: `nn.glow_conditioner(hidden_channels)`.
     dtype: `tf.float32` or `tf.float64`, of every variable and of
@@ -231,7 +232,9 @@ class Glow(_TransformedDistribution):
       labels: class ids, required iff `num_classes` is set.
       seed: seed of the dequantization noise, a TFP seed: a pair of ints or
         a shape-[2] int tensor (stateless: the same seed gives the same
-        noise), or an int or `None` (stateful, as everywhere in TFP).
+        noise), or an int or `None` (stateful, as everywhere in TFP). The
+        same stateless seed draws other noise inside an XLA-compiled function
+        (`jit_compile=True`) than outside it.
 
     Returns:
       `-log p(x + u) / (D ln 2)` per image, with `u ~ U[0, 1)^D`.

@@ -162,8 +162,13 @@ class GlowConditioner(tf.Module):
 def glow_conditioner(hidden_channels, compute_dtype=None):
   """Returns a factory of `GlowConditioner`s with `hidden_channels` units.
 
-  `compute_dtype` (`None`, `tf.bfloat16` or `tf.float16`) runs the hidden
-  layers in low precision (see `GlowConditioner`).
+  Args:
+    hidden_channels: Python `int`, width of the hidden layers (the paper: 512).
+    compute_dtype: `None`, `tf.bfloat16` or `tf.float16`: run the hidden layers
+      in low precision (see `GlowConditioner`). Default value: `None`.
+
+  Raises:
+    TypeError, ValueError: for a bad argument; the message names it.
 
   >>> fn = glow_conditioner(hidden_channels=16)
   >>> net = fn(2, 4, dtype=tf.float32, seed=0)

@@ -22,6 +22,7 @@ class Temperature(_base.GlowBijector):
   ```
 
   Args:
+    validate_args: Python `bool`. Default value: `False`.
     name: Python `str`. Default value: `'temperature'`.
 
   #### Examples
