@@ -1,5 +1,6 @@
-"""The `tfp-glow` command: export from a run directory, and its errors."""
+"""The `tfp-glow` command: every subcommand in its smoke setting, and errors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,12 +10,18 @@ import pytest
 import tensorflow as tf
 
 import tfp_glow
+from tfp_glow import cli
+from tfp_glow import presets
 from tfp_glow import runs
 
 
+def _command(*args):
+  return [sys.executable, '-m', 'tfp_glow.cli', *args]
+
+
 def _run(*args):
-  return subprocess.run([sys.executable, '-m', 'tfp_glow.cli', *args],
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(_command(*args), capture_output=True, text=True,
+                        timeout=300)
 
 
 @pytest.fixture(scope='module')
@@ -25,6 +32,14 @@ def run_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('run'))
   runs.save_glow(glow, path)
   return path, glow
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """`tfp-glow train --smoke`, run as a user would."""
+  path = str(tmp_path_factory.mktemp('trained') / 'run')
+  result = _run('train', '--smoke', '--run-dir', path)
+  return path, result
 
 
 def test_load_glow_restores_the_saved_weights(run_dir):
@@ -47,36 +62,158 @@ def test_export_command_writes_a_servable_model(run_dir, tmp_path):
       rtol=1e-6)
 
 
-@pytest.mark.parametrize('args,message', [
-    (['export', '--run-dir', '/nonexistent/run', '--output', '/tmp/x'],
-     'tfp-glow export: error: `run_dir` has no config.json'),
-    (['export', '--run-dir', '.', '--output', '/proc/forbidden/model'],
-     'tfp-glow export: error: --output: cannot write in /proc/forbidden'),
-])
-def test_export_errors_are_one_line(args, message):
-  result = _run(*args)
-  assert result.returncode == 2
-  # TensorFlow's own start-up logs may come first; ours is the last line.
-  assert result.stderr.strip().splitlines()[-1].startswith(message), (
-      result.stderr)
-  assert 'Traceback' not in result.stderr
+def test_train_smoke_writes_the_run_and_prints_bits_per_dim(trained):
+  path, result = trained
+  assert result.returncode == 0, result.stderr
+  assert {'config.json', 'checkpoints', 'metrics.csv', 'logs', 'samples',
+          'evaluation.json'} <= set(os.listdir(path))
+  evaluation = runs.read_evaluation(path)
+  assert (f'Held-out bits/dim (test split, 16 images): '
+          f'{evaluation["bits_per_dim"]:.4f} +/- ') in result.stdout
+  grid = os.path.join(path, 'samples', 'temperatures.png')
+  assert f'{grid}' in result.stdout and os.path.getsize(grid) > 0
+  # The Keras progress bar reports the training bits/dim.
+  assert 'bits_per_dim:' in result.stdout
 
 
-def test_missing_checkpoint_is_reported(tmp_path, run_dir):
-  path, _ = run_dir
-  empty = tmp_path / 'no_ckpt'
-  empty.mkdir()
-  (empty / runs.CONFIG_FILE).write_text(open(
-      os.path.join(path, runs.CONFIG_FILE)).read())
-  result = _run('export', '--run-dir', str(empty), '--output',
-                str(tmp_path / 'out'))
-  assert result.returncode == 2
-  assert 'has no checkpoint' in result.stderr
-  assert 'Traceback' not in result.stderr
+def test_sample_evaluate_and_export_a_trained_run(trained, tmp_path):
+  path, _ = trained
+  grid = str(tmp_path / 'grid.png')
+  commands = {  # Run concurrently: each is a TensorFlow start-up.
+      'sample': ['sample', '--run-dir', path, '--output', grid,
+                 '--temperatures', '0.6,1.0', '--num', '4'],
+      'evaluate': ['evaluate', '--run-dir', path],
+      'export': ['export', '--run-dir', path, '--output', str(tmp_path / 'sm')],
+  }
+  processes = {name: subprocess.Popen(_command(*args), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+               for name, args in commands.items()}
+  out = {}
+  for name, process in processes.items():
+    out[name], stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+  image = tf.io.decode_png(tf.io.read_file(grid)).numpy()
+  assert image.shape == (2 * 29 - 1, 4 * 29 - 1, 1)
+  # The same checkpoint, images and noise seed as train's final figure.
+  expected = runs.read_evaluation(path)['bits_per_dim']
+  assert f'bits/dim: {expected:.4f} +/- ' in out['evaluate']
+  assert 'Exported a SavedModel' in out['export']
+
+
+_ERRORS = {
+    'unknown dataset': (
+        ['train', '--smoke', '--dataset', 'mnist_0ffline', '--run-dir', '{tmp}/a'],
+        "tfp-glow train: error: unknown dataset 'mnist_0ffline'; known datasets: "
+        'mnist_offline, mnist,'),
+    'unknown preset': (
+        ['train', '--preset', 'cifar100', '--run-dir', '{tmp}/b'],
+        "tfp-glow train: error: unknown preset 'cifar100'; presets: "
+        'mnist_offline,'),
+    'indivisible image size': (
+        ['train', '--smoke', '--image-size', '30', '--run-dir', '{tmp}/c'],
+        "tfp-glow train: error: image size 30x30 of dataset 'mnist_offline' is "
+        'not divisible by 2**num_levels = 4 (num_levels=2)'),
+    'unwritable run dir': (
+        ['train', '--smoke', '--run-dir', '/proc/forbidden/run'],
+        'tfp-glow train: error: `run_dir` cannot be created: '
+        '/proc/forbidden/run'),
+    'resume without checkpoint': (
+        ['train', '--resume', '--run-dir', '{tmp}'],
+        'tfp-glow train: error: `run_dir` has no checkpoint to resume'),
+    'resume with model flags': (
+        ['train', '--resume', '--run-dir', '{tmp}', '--num-steps', '4'],
+        "tfp-glow train: error: --resume continues the run's own config.json; "
+        'drop --num-steps'),
+    'sample without checkpoint': (
+        ['sample', '--run-dir', '{tmp}/no_ckpt'],
+        'tfp-glow sample: error: `run_dir` has no checkpoint in'),
+    'unwritable sample output': (
+        ['sample', '--run-dir', '{tmp}/no_ckpt', '--output', '/proc/x/s.png'],
+        'tfp-glow sample: error: --output: cannot write in /proc/x'),
+    'evaluate without run': (
+        ['evaluate', '--run-dir', '{tmp}/nothing'],
+        'tfp-glow evaluate: error: `run_dir` has no config.json'),
+    'export without run': (
+        ['export', '--run-dir', '/nonexistent/run', '--output', '/tmp/x'],
+        'tfp-glow export: error: `run_dir` has no config.json'),
+    'unwritable export output': (
+        ['export', '--run-dir', '.', '--output', '/proc/forbidden/model'],
+        'tfp-glow export: error: --output: cannot write in /proc/forbidden'),
+    'bad temperatures': (
+        ['sample', '--run-dir', '{tmp}', '--temperatures', 'hot'],
+        'tfp-glow sample: error: argument --temperatures: must be '
+        'comma-separated numbers'),
+}
+
+
+# The issue's four cases also run as real processes (exit status, stderr).
+_IN_SUBPROCESS = ('unknown dataset', 'indivisible image size',
+                  'sample without checkpoint', 'unwritable run dir')
+
+
+@pytest.fixture(scope='module')
+def error_dir(tmp_path_factory, run_dir):
+  """A folder holding `no_ckpt/`, a run with a config but no checkpoint."""
+  tmp = str(tmp_path_factory.mktemp('errors'))
+  os.makedirs(os.path.join(tmp, 'no_ckpt'))
+  with open(os.path.join(run_dir[0], runs.CONFIG_FILE)) as f:
+    config = f.read()
+  with open(os.path.join(tmp, 'no_ckpt', runs.CONFIG_FILE), 'w') as f:
+    f.write(config)
+  return tmp
+
+
+def _args(name, tmp):
+  return [a.format(tmp=tmp) for a in _ERRORS[name][0]]
+
+
+@pytest.mark.parametrize('name', sorted(_ERRORS))
+def test_errors_are_one_line(error_dir, name, capsys):
+  returncode = cli.main(_args(name, error_dir)) if 'temperatures' not in name \
+      else _argparse_status(name, error_dir)
+  assert returncode == 2
+  stderr = capsys.readouterr().err
+  assert stderr.strip().splitlines()[-1].startswith(_ERRORS[name][1]), stderr
+
+
+def _argparse_status(name, tmp):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(_args(name, tmp))
+  return exit_info.value.code
+
+
+def test_errors_exit_a_process_without_traceback(error_dir):
+  processes = {
+      name: subprocess.Popen(_command(*_args(name, error_dir)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+      for name in _IN_SUBPROCESS}
+  for name, process in processes.items():
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr
+    # TensorFlow's own start-up logs may come first; ours is the last line.
+    assert stderr.strip().splitlines()[-1].startswith(_ERRORS[name][1]), stderr
+    assert 'Traceback' not in stderr
 
 
 def test_help_explains_every_flag():
-  result = _run('export', '--help')
+  parser = cli._parser()  # pylint: disable=protected-access
+  commands = parser._subparsers._group_actions[0].choices  # pylint: disable=protected-access
+  assert set(commands) == {'train', 'sample', 'evaluate', 'export'}
+  for name, sub in commands.items():
+    for action in sub._actions:  # pylint: disable=protected-access
+      assert action.help, f'{name} {action.option_strings} has no help'
+  text = commands['train'].format_help()
+  for preset in presets.names():
+    assert preset in text
+
+
+def test_console_script_is_installed():
+  script = os.path.join(os.path.dirname(sys.executable), 'tfp-glow')
+  result = subprocess.run([script, 'train', '--help'], capture_output=True,
+                          text=True, timeout=300)
   assert result.returncode == 0
-  for flag in ('--run-dir', '--output'):
+  for flag in ('--preset', '--run-dir', '--resume', '--smoke', '--epochs',
+               '--n-bits', '--flip', '--conditional', '--data-dir'):
     assert flag in result.stdout
+  assert json.dumps  # The module imports what the fixtures use.

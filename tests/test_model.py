@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tfp_glow
+from tfp_glow import _noise
 from tfp_glow import callbacks as glow_callbacks
 from tfp_glow import model as gm
 from tfp_glow._keras import IS_LEGACY
@@ -28,13 +29,15 @@ def _images(n=64, seed=0):
   return (rng.integers(0, 64, size=(n,) + SHAPE) + 96).astype(np.uint8)
 
 
-def _glow(seed=0, **kwargs):
-  return tfp_glow.Glow(SHAPE, num_levels=2, num_steps=2, hidden_channels=8,
-                       seed=seed, **kwargs)
+def _glow(seed=0, num_steps=2, **kwargs):
+  return tfp_glow.Glow(SHAPE, num_levels=2, num_steps=num_steps,
+                       hidden_channels=8, seed=seed, **kwargs)
 
 
-def _model(seed=0, lr=2e-3, warmup=5, init_batch_size=32, **kwargs):
-  model = gm.GlowModel(_glow(seed), init_batch_size=init_batch_size, **kwargs)
+def _model(seed=0, lr=2e-3, warmup=5, init_batch_size=32, glow_kwargs=None,
+           **kwargs):
+  model = gm.GlowModel(_glow(seed, **(glow_kwargs or {})),
+                       init_batch_size=init_batch_size, **kwargs)
   model.compile(gm.default_optimizer(lr, warmup_steps=warmup))
   return model
 
@@ -101,29 +104,73 @@ def test_fit_lowers_bits_per_dim_and_trains_every_variable():
   assert int(model.optimizer.iterations.numpy()) == 8
 
 
+def _shuffled(images):
+  """A seeded shuffle: the same order in every fresh copy of the pipeline."""
+  return tf.data.Dataset.from_tensor_slices(images).shuffle(
+      len(images), seed=5).batch(16)
+
+
+def _first_actnorm_output(glow, x):
+  """The first ActNorm's output (inverse direction) on images `x`."""
+  layers = glow.bijector.bijectors
+  first = next(i for i, b in enumerate(layers)
+               if isinstance(b, tfp_glow.bijectors.ActNorm))
+  h = tfp_glow.bijectors.Chain(layers[:first]).inverse(x)
+  return layers[first].inverse(h)
+
+
+class _ActNormOutput(keras.callbacks.Callback):
+  """When `fit` starts, the first ActNorm's output on dequantized `images`."""
+
+  def __init__(self, images):
+    super().__init__()
+    self.images = images
+    self.output = None
+
+  def on_train_begin(self, logs=None):
+    x = tf.constant(self.images, tf.float32) + 0.5  # Noise mean.
+    self.output = _first_actnorm_output(self.model.glow, x).numpy()
+
+
 def test_fit_runs_data_dependent_init_once_on_the_first_init_batch():
   images = _images(64)
-  dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
-  model = _model(init_batch_size=24)
+  model = _model(init_batch_size=24, glow_kwargs=dict(num_steps=1))
   assert not model.glow.is_initialized
-  locs = _actnorm_params(model.glow)
-  snapshot = _Snapshot(locs)
-  model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0,
-            callbacks=[snapshot])
+  params = _actnorm_params(model.glow)
+  snapshot = _Snapshot(params)
+  init_batch = next(iter(_shuffled(images).unbatch().batch(24))).numpy()
+  statistics = _ActNormOutput(init_batch)
+  model.fit(_shuffled(images), epochs=1, steps_per_epoch=1, verbose=0,
+            callbacks=[snapshot, statistics])
   assert model.glow.is_initialized
 
-  # Same as initialising a fresh copy on the first 24 images.
-  reference = gm.GlowModel(_glow(), init_batch_size=24)
-  reference.initialize(images[:24])
-  for got, want in zip(snapshot.at_begin[0], _values(_actnorm_params(
-      reference.glow))):
-    np.testing.assert_array_equal(got, want)
+  # The init batch, normalised by the first ActNorm: per channel (4 after
+  # the squeeze), mean 0 and std 1 (up to the noise, here replaced by 0.5).
+  out = statistics.output
+  assert out.shape == (24, 4, 4, 4)
+  np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0.0, atol=1e-2)
+  np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1.0, atol=1e-2)
   # Really set from data: pixels / 256 have std ~0.07, so log_scale ~ -2.6.
   assert np.any(np.concatenate(snapshot.at_begin[0]) < -2.0)
 
+  # Deterministic: a model built with the same seed, fitted on a fresh copy
+  # of the pipeline, and one initialised by hand on the same first 24 images
+  # get the same ActNorm parameters, bit for bit.
+  twin = _model(init_batch_size=24, glow_kwargs=dict(num_steps=1))
+  twin_snapshot = _Snapshot(_actnorm_params(twin.glow))
+  twin.fit(_shuffled(images), epochs=1, steps_per_epoch=1, verbose=0,
+           callbacks=[twin_snapshot])
+  by_hand = gm.GlowModel(_glow(num_steps=1), init_batch_size=24)
+  by_hand.initialize(init_batch)
+  for got, twin_got, want in zip(snapshot.at_begin[0],
+                                 twin_snapshot.at_begin[0],
+                                 _values(_actnorm_params(by_hand.glow))):
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(twin_got, want)
+
   # A second fit starts from the trained values: no re-initialisation.
-  trained = _values(locs)
-  model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0,
+  trained = _values(params)
+  model.fit(_shuffled(images), epochs=1, steps_per_epoch=1, verbose=0,
             callbacks=[snapshot])
   for got, want in zip(snapshot.at_begin[1], trained):
     np.testing.assert_array_equal(got, want)
@@ -217,13 +264,45 @@ def test_xla_step0_loss_equals_non_xla():
   images = _images(16)
   losses = []
   for jit in (False, True):
-    model = gm.GlowModel(_glow(), init_batch_size=16)
+    model = gm.GlowModel(_glow(num_steps=1), init_batch_size=16)
     model.compile(gm.default_optimizer(1e-3, warmup_steps=5),
                   jit_compile=jit)
     history = model.fit(images, batch_size=16, epochs=1, shuffle=False,
                         verbose=0)
     losses.append(history.history['loss'][0])
   np.testing.assert_allclose(losses[0], losses[1], atol=1e-4)
+
+
+def test_high_learning_rate_sweep_stays_finite_for_10_seeds():
+  """lr 1e-2 (10x the paper's) with warmup and the default clipping.
+
+  The warmup is shortened to 10 steps so that 30 of the 40 steps of each run
+  take the full rate. Binary images (0 or 255) are the hardest case: the
+  likelihood can grow without bound, so scales are pushed hardest. The ten
+  initialisations share one model (and one traced step): each run assigns a
+  fresh Glow's initial values, ActNorm flags included, and the optimizer's
+  initial state.
+  """
+  rng = np.random.default_rng(0)
+  images = (rng.integers(0, 2, size=(64,) + SHAPE) * 255).astype(np.uint8)
+  dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
+  model = gm.GlowModel(_glow(num_steps=1), init_batch_size=64)
+  model.compile(gm.default_optimizer(1e-2, warmup_steps=10))
+  assert model.optimizer.global_clipnorm == 5.0
+  initial_optimizer = _values(model.optimizer.variables)
+  for seed in range(10):
+    fresh = _glow(seed, num_steps=1)
+    for variable, value in zip(model.glow.variables, fresh.variables):
+      variable.assign(value)
+    for variable, value in zip(model.optimizer.variables, initial_optimizer):
+      variable.assign(value)
+    assert not model.glow.is_initialized
+    history = model.fit(dataset, epochs=10, verbose=0)
+    bpd = history.history['bits_per_dim']
+    assert model.nonfinite_message() is None, (seed, model.nonfinite_message())
+    assert int(model.optimizer.iterations.numpy()) == 40, seed
+    assert np.all(np.isfinite(bpd)), (seed, bpd)
+    assert bpd[-1] < bpd[0] - 0.2, (seed, bpd)  # And it trains.
 
 
 def test_class_conditional_fit_uses_labels_and_classifier():
@@ -264,7 +343,7 @@ def test_argument_errors():
 def test_default_optimizer_warms_up_per_step_and_clips():
   optimizer = gm.default_optimizer(1e-3, warmup_steps=100, clip_norm=2.0)
   schedule = optimizer.learning_rate if callable(
-      optimizer.learning_rate) else optimizer._learning_rate  # pylint: disable=protected-access
+      optimizer.learning_rate) else optimizer._learning_rate
   assert isinstance(optimizer, keras.optimizers.Adam)
   assert optimizer.global_clipnorm == 2.0
   np.testing.assert_allclose(
@@ -330,11 +409,11 @@ def test_mirrored_strategy_two_cpus_same_step0_loss_and_equal_replicas():
 
 def test_dequantization_noise_is_uniform_and_sliceable():
   shape = tf.constant([64, 8, 8, 1])
-  u = gm._uniform(shape, (0, 5), 0, tf.float32).numpy()  # pylint: disable=protected-access
+  u = _noise.uniform(shape, (0, 5), 0, tf.float32).numpy()
   assert u.shape == (64, 8, 8, 1) and u.min() >= 0.0 and u.max() < 1.0
   assert abs(u.mean() - 0.5) < 0.02 and abs(u.std() - 12**-0.5) < 0.02
   # Replica 1 of 2 (offset = its slice's start) gets the second half.
-  half = gm._uniform(tf.constant([32, 8, 8, 1]), (0, 5), 32 * 64, tf.float32)  # pylint: disable=protected-access
+  half = _noise.uniform(tf.constant([32, 8, 8, 1]), (0, 5), 32 * 64, tf.float32)
   np.testing.assert_array_equal(half.numpy(), u[32:])
-  other_step = gm._uniform(shape, (0, 6), 0, tf.float32).numpy()  # pylint: disable=protected-access
+  other_step = _noise.uniform(shape, (0, 6), 0, tf.float32).numpy()
   assert not np.allclose(u, other_step)

@@ -1,4 +1,5 @@
-"""`GlowModel` under tf_keras (`TF_USE_LEGACY_KERAS=1`).
+"""`GlowModel` under tf_keras (`TF_USE_LEGACY_KERAS=1`): fit, evaluate,
+checkpoints, and runs resumed by ModelCheckpoint and BackupAndRestore.
 
 TensorFlow fixes its Keras at import time, so the checks run in a fresh
 Python process with the variable set, and report back as JSON.
@@ -20,8 +21,8 @@ _SCRIPT = textwrap.dedent('''
     from tfp_glow import model as gm
     from tfp_glow._keras import IS_LEGACY, keras
 
-    def build(seed):
-      glow = tfp_glow.Glow((8, 8, 1), num_levels=2, num_steps=2,
+    def build(seed, num_steps=2):
+      glow = tfp_glow.Glow((8, 8, 1), num_levels=2, num_steps=num_steps,
                            hidden_channels=8, seed=seed)
       model = gm.GlowModel(glow, init_batch_size=32)
       model.compile(gm.default_optimizer(2e-3, warmup_steps=5))
@@ -46,7 +47,46 @@ _SCRIPT = textwrap.dedent('''
     next_b = other.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
     same_weights = all(np.array_equal(a.numpy(), b.numpy()) for a, b in
                        zip(model.glow.variables, other.glow.variables))
+
+    # Interrupted at the start of epoch 2, resumed by ModelCheckpoint +
+    # load_weights and by BackupAndRestore in models built with another seed.
+    class Interrupt(keras.callbacks.Callback):
+      def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+          raise RuntimeError('Interrupted.')
+
+    def same_state(a, b):
+      return all(np.array_equal(x.numpy(), y.numpy()) for x, y in
+                 zip(a.variables + a.optimizer.variables(),
+                     b.variables + b.optimizer.variables()))
+
+    small = tf.data.Dataset.from_tensor_slices(images[:32]).batch(16)
+    work = tempfile.mkdtemp()
+    reference = build(0, num_steps=1)
+    uninterrupted = reference.fit(small, epochs=2, verbose=0).history['loss']
+    crashed = build(0, num_steps=1)
+    try:
+      crashed.fit(small, epochs=2, verbose=0, callbacks=[
+          keras.callbacks.ModelCheckpoint(work + '/ckpt_{epoch}',
+                                          save_weights_only=True),
+          keras.callbacks.BackupAndRestore(work + '/backup'), Interrupt()])
+    except RuntimeError:
+      pass
+    from_checkpoint = build(1, num_steps=1)
+    from_checkpoint.load_weights(work + '/ckpt_1')
+    checkpoint_loss = from_checkpoint.fit(
+        small, initial_epoch=1, epochs=2, verbose=0).history['loss']
+    from_backup = build(1, num_steps=1)
+    backup_loss = from_backup.fit(small, epochs=2, verbose=0, callbacks=[
+        keras.callbacks.BackupAndRestore(work + '/backup')]).history['loss']
+    resume = dict(
+        uninterrupted=uninterrupted, checkpoint_loss=checkpoint_loss,
+        backup_loss=backup_loss,
+        checkpoint_state=same_state(reference, from_checkpoint),
+        backup_state=same_state(reference, from_backup))
+
     print('RESULT' + json.dumps(dict(
+        resume=resume,
         legacy=IS_LEGACY, keras_version=keras.__version__,
         glow_trainable=len(glow_ids),
         model_has_glow=glow_ids <= {id(v) for v in model.trainable_weights},
@@ -78,3 +118,9 @@ def test_fit_evaluate_and_checkpoint_under_tf_keras():
   assert history['val_bits_per_dim'][1] < history['val_bits_per_dim'][0]
   assert set(out['evaluate']) == {'loss', 'bits_per_dim'}
   assert out['same_log_prob'] and out['same_next_loss'] and out['same_weights']
+  # Resumed runs continue exactly: same epoch-2 loss, weights and optimizer.
+  resume = out['resume']
+  assert len(resume['uninterrupted']) == 2
+  assert resume['checkpoint_loss'] == resume['uninterrupted'][1:]
+  assert resume['backup_loss'] == resume['uninterrupted'][1:]
+  assert resume['checkpoint_state'] and resume['backup_state']

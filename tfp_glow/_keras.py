@@ -13,8 +13,10 @@ The flavour cannot change inside a running process.
 """
 
 import os
+import warnings
 
-__all__ = ['keras', 'IS_LEGACY']
+__all__ = ['keras', 'IS_LEGACY', 'GlowModelMixin', 'optimizer_is_built',
+           'warn_if_policy_ignored']
 
 # The same test as tensorflow/python/util/lazy_loader.py.
 IS_LEGACY = os.environ.get('TF_USE_LEGACY_KERAS', None) in ('true', 'True', '1')
@@ -23,3 +25,85 @@ if IS_LEGACY:
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
 else:
   import keras  # pylint: disable=g-import-not-at-top
+
+
+class GlowModelMixin:
+  """What a Keras 3 model holding a Glow needs; empty under tf_keras.
+
+  - Keras 3 does not track the tf.Variables of a `tf.Module` attribute; this
+    makes those in `self._glow_variables` the model's: `weights`,
+    `variables`, `save_weights` and `load_weights` include them (after the
+    model's own, in a fixed order). tf_keras tracks them by itself.
+  - Keras 3's `fit` all-reduces a batch of the data over the replicas to
+    build an unbuilt model symbolically; under MultiWorkerMirroredStrategy
+    that fails for uint8 images (collective ops have no uint8 kernel). The
+    model using this mixin is built in `__init__` and its optimizer in
+    `compile`, so that step is skipped.
+
+  Put it first in the bases: `class M(GlowModelMixin, keras.Model)`.
+  """
+
+  if not IS_LEGACY:
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+      del iterator, data_batch  # Built in __init__ and compile.
+
+    @property
+    def weights(self):
+      return _merge(super().weights, self._glow_variables)
+
+    @property
+    def variables(self):
+      return _merge(super().variables, self._glow_variables)
+
+    def save_own_variables(self, store):
+      super().save_own_variables(store)
+      for i, variable in enumerate(self._glow_variables):
+        store[f'glow_{i}'] = variable.numpy()
+
+    def load_own_variables(self, store):
+      keys = list(store.keys())
+      glow_keys = [k for k in keys if k.startswith('glow_')]
+      if len(glow_keys) != len(self._glow_variables):
+        raise ValueError(
+            f'The weights file holds {len(glow_keys)} Glow variables; this '
+            f'model has {len(self._glow_variables)}. Build the Glow with '
+            'the configuration the weights were saved with.')
+      super().load_own_variables(
+          {k: store[k] for k in keys if not k.startswith('glow_')})
+      for i, variable in enumerate(self._glow_variables):
+        variable.assign(store[f'glow_{i}'])
+
+
+def _merge(first, second):
+  """`first` followed by the elements of `second` not in it (by identity)."""
+  seen = {id(v) for v in first}
+  return list(first) + [v for v in second if id(v) not in seen]
+
+
+def optimizer_is_built(optimizer):
+  """Whether a Keras 3 or tf_keras optimizer has created its variables."""
+  return bool(getattr(optimizer, 'built', False) or
+              getattr(optimizer, '_built', False))
+
+
+def warn_if_policy_ignored(glow):
+  """Warns if the Keras global dtype policy is mixed but `glow` is not.
+
+  A `GlowModel` computes in its Glow's dtypes, whatever the policy; mixed
+  precision is the Glow's `compute_dtype`. No warning for a Glow with a
+  `compute_dtype` or its own `conditioner_fn` (which may compute in any
+  dtype).
+  """
+  policy = keras.mixed_precision.global_policy()
+  if policy.compute_dtype == policy.variable_dtype:
+    return
+  if glow.parameters.get('compute_dtype') is not None or (
+      glow.parameters.get('conditioner_fn') is not None):
+    return
+  warnings.warn(
+      f'The Keras global dtype policy is {policy.name!r}, but the Glow '
+      f'computes in {glow.dtype.name} (compute_dtype=None): a GlowModel '
+      "computes in its Glow's dtypes and ignores the Keras policy. For mixed "
+      'precision build the Glow with compute_dtype=tf.bfloat16.',
+      UserWarning, stacklevel=3)

@@ -1,0 +1,183 @@
+"""tfp_glow.tasks: training runs, evaluation, sampling and latent edits."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import tfp_glow
+from tfp_glow import data
+from tfp_glow import presets
+from tfp_glow import runs
+from tfp_glow import tasks
+
+SMOKE = presets.smoke(presets.get('mnist_offline'))
+
+
+def _png(path):
+  return tf.io.decode_png(tf.io.read_file(path)).numpy()
+
+
+def _weights(glow):
+  return [v.numpy() for v in glow.trainable_variables]
+
+
+@pytest.fixture(scope='module')
+def smoke_run(tmp_path_factory):
+  run_dir = str(tmp_path_factory.mktemp('smoke'))
+  return run_dir, tasks.train(run_dir, SMOKE, verbose=0)
+
+
+def test_train_writes_a_complete_run_directory(smoke_run):
+  run_dir, result = smoke_run
+  files = set(os.listdir(run_dir))
+  assert {'config.json', 'checkpoints', 'metrics.csv', 'logs', 'samples',
+          'evaluation.json'} <= files
+  with open(os.path.join(run_dir, 'config.json')) as f:
+    config = json.load(f)
+  assert presets.Config.from_dict(config['training']) == SMOKE
+  with open(os.path.join(run_dir, 'metrics.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 1
+  assert {'epoch', 'loss', 'bits_per_dim', 'val_bits_per_dim'} <= set(rows[0])
+  assert float(rows[0]['val_bits_per_dim']) == pytest.approx(
+      result.evaluation.bits_per_dim)
+  events = [f for _, _, fs in os.walk(os.path.join(run_dir, 'logs'))
+            for f in fs if f.startswith('events.out.tfevents')]
+  assert events
+  assert runs.read_evaluation(run_dir)['bits_per_dim'] == pytest.approx(
+      result.evaluation.bits_per_dim)
+  assert result.evaluation.num_images == SMOKE.eval_examples
+  # 8 samples at each of the 4 temperatures, 28x28 tiles with 1-pixel gaps.
+  assert _png(result.samples).shape == (4 * 29 - 1, 8 * 29 - 1, 1)
+  assert _png(os.path.join(run_dir, 'samples', 'epoch_001.png')).shape == (
+      8 * 29 - 1, 8 * 29 - 1, 1)
+
+
+def test_evaluate_is_the_mean_and_standard_error_of_bits_per_dim():
+  glow = tasks.build_glow(SMOKE)
+  dataset = data.load('mnist_offline', 'test', batch_size=10, num_examples=30)
+  glow.initialize(tf.cast(next(iter(dataset)), tf.float32) + 0.5)
+  values = np.concatenate([
+      glow.bits_per_dim(x, seed=tf.constant([7, i])).numpy()
+      for i, x in enumerate(dataset)])
+  e = tasks.evaluate(glow, dataset, seed=7)
+  assert e.num_images == 30
+  assert e.bits_per_dim == pytest.approx(values.mean(), rel=1e-5)
+  assert e.standard_error == pytest.approx(
+      values.std(ddof=1) / np.sqrt(30), rel=1e-4)
+
+
+def test_resuming_replays_an_uninterrupted_run(tmp_path):
+  # (A cosine schedule spans the run's epochs: resuming with a new total
+  # changes it, so this run keeps the rate constant.)
+  config = presets.replace(SMOKE, epochs=2, flip=True, lr_schedule='constant')
+  whole, part = str(tmp_path / 'whole'), str(tmp_path / 'part')
+  tasks.train(whole, config, verbose=0)
+  tasks.train(part, presets.replace(config, epochs=1), verbose=0)
+  resumed = tasks.train(part, resume=True, epochs=2, verbose=0)
+  assert resumed.epochs == 2
+  for a, b in zip(_weights(runs.load_glow(whole)),
+                  _weights(runs.load_glow(part))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  with open(os.path.join(part, 'metrics.csv')) as f:
+    assert [r['epoch'] for r in csv.DictReader(f)] == ['0', '1']
+
+
+def test_train_refuses_to_overwrite_and_to_resume_nothing(smoke_run, tmp_path):
+  run_dir, _ = smoke_run
+  with pytest.raises(FileExistsError, match='already holds checkpoints'):
+    tasks.train(run_dir, SMOKE)
+  with pytest.raises(FileNotFoundError, match='no checkpoint to resume'):
+    tasks.train(str(tmp_path), resume=True)
+
+
+def test_temperature_grid_rows_share_their_noise(smoke_run, tmp_path):
+  run_dir, _ = smoke_run
+  grid = _png(tasks.sample_grid(run_dir, str(tmp_path / 's.png'), (0.0, 1.0),
+                                num_per_temperature=3))
+  tiles = [grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28]
+           for r in range(2) for c in range(3)]
+  # Temperature 0 decodes the zero latent: one image, three times.
+  np.testing.assert_array_equal(tiles[0], tiles[1])
+  np.testing.assert_array_equal(tiles[0], tiles[2])
+  assert not np.array_equal(tiles[3], tiles[4])
+
+
+def test_interpolation_ends_reconstruct_the_images(smoke_run):
+  run_dir, _ = smoke_run
+  glow = runs.load_glow(run_dir)
+  x, _ = data.offline.arrays('test')
+  start, end = x[:2], x[2:4]
+  out = tasks.interpolate(glow, start, end, num_steps=5).numpy()
+  assert out.shape == (2, 5, 28, 28, 1)
+  np.testing.assert_array_equal(np.floor(out[:, 0] + 1e-3), start)
+  np.testing.assert_array_equal(np.floor(out[:, -1] + 1e-3), end)
+  assert not np.array_equal(np.floor(out[:, 2]), start)
+
+
+def test_interpolation_grid(smoke_run, tmp_path):
+  run_dir, _ = smoke_run
+  path = tasks.interpolation_grid(run_dir, str(tmp_path / 'i.png'),
+                                  num_pairs=3, num_steps=4)
+  assert _png(path).shape == (3 * 29 - 1, 4 * 29 - 1, 1)
+
+
+def test_attribute_direction_and_manipulation(smoke_run):
+  run_dir, _ = smoke_run
+  glow = runs.load_glow(run_dir)
+  x, labels = data.offline.arrays('test')
+  pick = np.arange(0, 500, 12)[:40]  # The split is sorted by class.
+  x, has = x[pick], (labels[pick] < 5).astype(int)
+  direction = tasks.attribute_direction(glow, x, has, batch_size=16)
+  z = glow.encode(tf.cast(x, tf.float32) + 0.5).numpy()
+  np.testing.assert_allclose(
+      direction, z[has == 1].mean(0) - z[has == 0].mean(0), atol=1e-4)
+  out = tasks.manipulate(glow, x[:3], direction, strengths=(0.0, 2.0)).numpy()
+  np.testing.assert_array_equal(np.floor(out[:, 0] + 1e-3), x[:3])
+  assert not np.array_equal(np.floor(out[:, 1]), x[:3])
+  with pytest.raises(ValueError, match='some but not all'):
+    tasks.attribute_direction(glow, x, np.ones(40))
+
+
+def test_manipulation_grid_on_mock_celeb_a(tmp_path):
+  config = presets.smoke(presets.get('celeba64'))
+  with tfds.testing.mock_data(num_examples=16):
+    tasks.train(str(tmp_path), config, verbose=0)
+    path = tasks.manipulation_grid(str(tmp_path), str(tmp_path / 'smile.png'),
+                                   'Smiling', strengths=(-1.0, 0.0, 1.0),
+                                   num_images=2, num_direction_images=16)
+  assert _png(path).shape == (2 * 65 - 1, 3 * 65 - 1, 3)
+
+
+def test_class_samples_need_and_use_a_conditional_model(smoke_run, tmp_path):
+  run_dir, _ = smoke_run
+  with pytest.raises(ValueError, match='conditional model'):
+    tasks.class_sample_grid(run_dir, str(tmp_path / 'c.png'))
+  conditional = str(tmp_path / 'conditional')
+  tasks.train(conditional, presets.replace(SMOKE, conditional=True), verbose=0)
+  assert runs.load_glow(conditional).num_classes == 10
+  path = tasks.class_sample_grid(conditional, str(tmp_path / 'c.png'),
+                                 num_per_class=3)
+  assert _png(path).shape == (10 * 29 - 1, 3 * 29 - 1, 1)
+
+
+def test_paper_presets_match_the_paper():
+  cifar = presets.get('cifar10')
+  assert (cifar.num_levels, cifar.num_steps, cifar.hidden_channels,
+          cifar.coupling, cifar.permutation, cifar.learn_top) == (
+              3, 32, 512, 'affine', 'lu', True)
+  assert presets.get('imagenet32').num_steps == 48
+  assert (presets.get('imagenet64').num_levels,
+          presets.get('imagenet64').num_steps) == (4, 48)
+  celeba = presets.get('celeba64')
+  assert (celeba.n_bits, celeba.coupling, celeba.image_shape) == (
+      5, 'additive', (64, 64, 3))
+  for name in presets.names():  # Each builds a valid Glow shape.
+    config = presets.get(name)
+    assert config.image_shape[0] % 2**config.num_levels == 0
+  assert isinstance(tasks.build_glow(presets.smoke(cifar)), tfp_glow.Glow)

@@ -1,0 +1,46 @@
+"""The images (and labels) in the data given to `GlowModel`."""
+
+import tensorflow as tf
+
+__all__ = ['images_and_labels', 'take_init_batch']
+
+
+def images_and_labels(data):
+  """`(images, labels)` of one element: `images`, `(images,)` or a pair.
+
+  Returns:
+    `(images, labels)`, `labels` `None` if `data` holds none.
+
+  Raises:
+    ValueError: for a tuple of more than 2 elements.
+  """
+  if isinstance(data, (tuple, list)):
+    if len(data) not in (1, 2):
+      raise ValueError('GlowModel data must be `images` or `(images, '
+                       f'labels)`; got a tuple of {len(data)} elements.')
+    return data[0], (data[1] if len(data) == 2 else None)
+  return data, None
+
+
+def take_init_batch(x, y, n):
+  """The first `n` images (and labels) of `fit`'s training data.
+
+  Args:
+    x: a batched `tf.data.Dataset` of `images` or `(images, labels)`, or an
+      array of images.
+    y: labels for an array `x`, or `None`.
+    n: Python `int`, the number of images to take.
+
+  Returns:
+    `(images, labels)`, `labels` `None` if the data hold none.
+
+  Raises:
+    ValueError: if `x` is None.
+  """
+  if isinstance(x, tf.data.Dataset):
+    return images_and_labels(next(iter(x.unbatch().take(n).batch(n))))
+  if x is None:
+    raise ValueError('GlowModel.fit needs training data `x` for the '
+                     'data-dependent init; got x=None.')
+  labels = None if y is None else y[:n]
+  return x[:n], labels

@@ -1,0 +1,128 @@
+"""The non-finite guard of `GlowModel.train_step`.
+
+Each step computes `first_nonfinite(loss, grads)`: `NO_ERROR` (-1) if the loss
+and every gradient are finite on every replica, 0 if the loss is not, `i + 1`
+if gradient `i` is the first that is not. `apply_if` applies the update only
+while that is `NO_ERROR` and nothing was recorded before; `GuardRecord` keeps
+the first error of the current `fit` for `NonFiniteGuard` to report.
+"""
+
+import tensorflow as tf
+
+__all__ = ['NO_ERROR', 'GuardRecord', 'first_nonfinite', 'apply_if',
+           'message', 'variable_paths']
+
+NO_ERROR = -1  # Value of the guard record while everything is finite.
+
+
+class GuardRecord:
+  """Per-run record of the first non-finite step, invisible to tracking.
+
+  A plain Python object holding one int32 variable, so that neither Keras nor
+  `tf.train.Checkpoint` tracks (or saves) it. Under a `tf.distribute`
+  strategy it is written with the same value on every replica.
+  """
+
+  def __init__(self):
+    self.variable = tf.Variable(
+        NO_ERROR, dtype=tf.int32, trainable=False,
+        synchronization=tf.VariableSynchronization.ON_WRITE,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        name='nonfinite_guard')
+
+  def is_clear(self):
+    """Scalar bool `Tensor`: nothing recorded yet."""
+    return tf.equal(self.variable, NO_ERROR)
+
+  def record(self, bad):
+    """Keeps the first error: `bad` if nothing was recorded yet."""
+    self.variable.assign(tf.where(self.is_clear(), bad, self.variable))
+
+  def reset(self):
+    self.variable.assign(NO_ERROR)
+
+  def index(self):
+    """The recorded value as a Python int (`NO_ERROR`, 0 or `i + 1`)."""
+    return int(self.variable.numpy())
+
+
+def first_nonfinite(loss, grads):
+  """-1 if all finite, 0 for the loss, i + 1 for the gradient i (all replicas).
+
+  The flags are summed over replicas, so every replica gets the same answer.
+
+  Args:
+    loss: scalar float `Tensor`.
+    grads: list of gradient `Tensor`s or `None`s.
+
+  Returns:
+    Scalar int32 `Tensor`.
+  """
+  flags = [tf.logical_not(tf.math.is_finite(loss))]
+  for g in grads:
+    if g is None:
+      flags.append(tf.constant(False))
+    else:
+      flags.append(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))))
+  flags = tf.cast(tf.stack(flags), tf.float32)
+  context = tf.distribute.get_replica_context()
+  if context is not None:
+    flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
+  positions = tf.range(tf.size(flags, out_type=tf.int32), dtype=tf.int32)
+  large = tf.fill(tf.shape(positions), tf.int32.max)
+  first = tf.reduce_min(tf.where(flags > 0.0, positions, large))
+  return tf.where(first == tf.int32.max, NO_ERROR, first)
+
+
+def apply_if(ok, optimizer, grads, variables):
+  """`optimizer.apply_gradients` if `ok` (the same on every replica).
+
+  The condition runs in cross-replica context, as in Keras'
+  LossScaleOptimizer: `tf.distribute` does not allow a `merge_call` (which
+  `apply_gradients` makes) inside a `tf.cond` in replica context.
+  """
+  pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+
+  def apply_in_replica(grads_and_vars):
+    optimizer.apply_gradients(grads_and_vars)
+
+  def cross_replica(distribution, ok, grads_and_vars):
+    ok = distribution.experimental_local_results(ok)[0]
+
+    def apply_fn():
+      distribution.extended.call_for_each_replica(
+          apply_in_replica, args=(grads_and_vars,))
+
+    tf.cond(ok, apply_fn, lambda: None)
+
+  tf.distribute.get_replica_context().merge_call(
+      cross_replica, args=(ok, pairs))
+
+
+def message(index, variables, paths):
+  """What `index` (a `first_nonfinite` value) means, or `None` if finite.
+
+  Args:
+    index: Python int.
+    variables: the trainable variables the gradients were taken for.
+    paths: `{id(variable): attribute path}` used to name a variable.
+  """
+  if index == NO_ERROR:
+    return None
+  if index == 0:
+    return ('the loss is not finite; no update was applied and training '
+            'stopped.')
+  variable = variables[index - 1]
+  path = paths.get(id(variable), variable.name)
+  return (f'the gradient of variable {path!r} ({variable.name}, trainable '
+          f'variable {index - 1}) is not finite; no update was applied and '
+          'training stopped.')
+
+
+def variable_paths(module):
+  """`{id(variable): attribute path}` of the variables of a `tf.Module`."""
+  paths = {}
+  for path, variable in module._flatten(  # pylint: disable=protected-access
+      predicate=lambda v: isinstance(v, tf.Variable), with_path=True):
+    paths.setdefault(id(variable), '.'.join(str(p) for p in path))
+  return paths

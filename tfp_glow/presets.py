@@ -1,0 +1,224 @@
+"""Training configurations: the paper's, MNIST's and the offline default.
+
+A `Config` holds everything `tfp_glow.tasks.train` needs: the data, the
+model and the optimisation. `PRESETS` holds the paper's configurations as
+openai/glow's README runs them (3 levels, 32 steps, width 512, affine
+coupling, LU 1x1 convolutions, learned top prior, Adamax at 1e-3 with 10
+"epochs" of 50,000 images of warmup), with openai's per-GPU batch size (one
+device here), and the offline default that the README's main command trains
+in about five minutes on two CPU cores.
+"""
+
+import dataclasses
+from typing import Optional
+
+from tfp_glow import _validation
+from tfp_glow import data
+
+__all__ = ['Config', 'PRESETS', 'DEFAULT', 'get', 'replace', 'check', 'smoke',
+           'names']
+
+DEFAULT = 'mnist_offline'
+_WARMUP_IMAGES = 500_000  # openai/glow: 10 epochs of n_train = 50,000.
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """One training run: data, model and optimisation.
+
+  Attributes:
+    dataset: a name of `tfp_glow.data.names()`.
+    image_size: image height and width, or `None` for the dataset's.
+    n_bits: bits per pixel value in [1, 8] (5 for the paper's CelebA).
+    flip: random horizontal flips of the training images.
+    conditional: class-conditional model (top prior depends on the label,
+      plus openai's classification loss of weight `weight_y`).
+    num_levels, num_steps, hidden_channels, coupling, permutation,
+      learn_top: the `tfp_glow.Glow` arguments.
+    weight_y: weight of the classification loss of a conditional model.
+    batch_size: training batch size (the last partial batch is dropped).
+    epochs: full passes over the training split (or `steps_per_epoch`
+      batches each).
+    steps_per_epoch: batches per epoch, or `None` for a full pass.
+    learning_rate, warmup_steps, optimizer, clip_norm: see
+      `tfp_glow.model.default_optimizer`.
+    lr_schedule: `'constant'` (openai/glow) or `'cosine'`: after warmup the
+      rate decays to 0 over `epochs` epochs (cosine).
+    init_batch_size: images of the data-dependent ActNorm init.
+    train_examples, eval_examples: use only the first N examples of the
+      training / held-out split (`None`: all).
+    eval_batch_size: batch size of the held-out evaluation.
+    temperature: temperature of the sample grids written during training.
+    seed: seeds the model's initial values, the data order and augmentation
+      and the dequantization noise.
+  """
+  dataset: str
+  num_levels: int
+  num_steps: int
+  hidden_channels: int
+  epochs: int
+  image_size: Optional[int] = None
+  n_bits: int = 8
+  flip: bool = False
+  conditional: bool = False
+  coupling: str = 'affine'
+  permutation: str = 'lu'
+  learn_top: bool = True
+  weight_y: float = 0.01
+  batch_size: int = 64
+  steps_per_epoch: Optional[int] = None
+  learning_rate: float = 1e-3
+  lr_schedule: str = 'constant'
+  warmup_steps: int = _WARMUP_IMAGES // 64
+  optimizer: str = 'adamax'
+  clip_norm: Optional[float] = 5.0
+  init_batch_size: int = 256
+  train_examples: Optional[int] = None
+  eval_examples: Optional[int] = None
+  eval_batch_size: int = 250
+  temperature: float = 0.7
+  seed: int = 0
+
+  @property
+  def image_shape(self):
+    """`(H, W, C)` of the training images."""
+    return data.image_shape(self.dataset, self.image_size)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values):
+    """The `Config` of a `to_dict()` (as stored in a run's config.json)."""
+    return replace(cls(**_required(values)), **values)
+
+
+def _required(values):
+  names = ('dataset', 'num_levels', 'num_steps', 'hidden_channels', 'epochs')
+  missing = [n for n in names if n not in values]
+  if missing:
+    raise ValueError(f'a training config needs {", ".join(missing)}; got '
+                     f'keys {sorted(values)}.')
+  return {n: values[n] for n in names}
+
+
+def replace(config, **changes):
+  """`config` with `changes`, checked (see `check`).
+
+  Raises:
+    ValueError: for an unknown field or an invalid value; the message names
+      it.
+  """
+  fields = {f.name for f in dataclasses.fields(Config)}
+  unknown = sorted(set(changes) - fields)
+  if unknown:
+    raise ValueError(f'unknown config field(s) {", ".join(unknown)}; fields: '
+                     f'{", ".join(sorted(fields))}.')
+  return check(dataclasses.replace(config, **changes))
+
+
+def check(config):
+  """Returns `config` if its values fit together, else raises ValueError.
+
+  Checks the dataset name, that the image size is divisible by
+  `2**num_levels`, that a conditional model has a labelled dataset, the
+  choices (coupling, permutation, optimizer, lr_schedule) and the ranges of
+  the integer fields.
+  """
+  height, width, _ = config.image_shape  # Checks dataset and image_size.
+  for name in ('num_levels', 'num_steps', 'hidden_channels', 'epochs',
+               'batch_size', 'warmup_steps', 'init_batch_size',
+               'eval_batch_size'):
+    _validation.positive_int(name, getattr(config, name))
+  for name in ('steps_per_epoch', 'train_examples', 'eval_examples'):
+    if getattr(config, name) is not None:
+      _validation.positive_int(name, getattr(config, name))
+  scale = 2**config.num_levels
+  if height % scale or width % scale:
+    raise ValueError(
+        f'image size {height}x{width} of dataset {config.dataset!r} is not '
+        f'divisible by 2**num_levels = {scale} (num_levels='
+        f'{config.num_levels}); use fewer levels or another image_size.')
+  _validation.one_of('lr_schedule', config.lr_schedule, ('constant', 'cosine'))
+  _validation.one_of('coupling', config.coupling, ('affine', 'additive'))
+  _validation.one_of('permutation', config.permutation,
+                     ('lu', 'conv1x1', 'shuffle', 'reverse'))
+  _validation.one_of('optimizer', config.optimizer, ('adam', 'adamax'))
+  if not 1 <= config.n_bits <= 8:
+    raise ValueError(f'`n_bits` must be in [1, 8]; got n_bits={config.n_bits}.')
+  if config.conditional and not data.num_classes(config.dataset):
+    raise ValueError(f'a conditional model needs class labels; dataset '
+                     f'{config.dataset!r} has none.')
+  return config
+
+
+def _paper(dataset, *, num_steps, num_levels=3, batch_size=64, **kwargs):
+  return Config(dataset=dataset, num_levels=num_levels, num_steps=num_steps,
+                hidden_channels=512, batch_size=batch_size,
+                warmup_steps=_WARMUP_IMAGES // batch_size, eval_batch_size=50,
+                **kwargs)
+
+
+PRESETS = {
+    # The offline default: sized to train in about 5 minutes on 2 CPU cores.
+    'mnist_offline': Config(
+        dataset='mnist_offline', num_levels=2, num_steps=8,
+        hidden_channels=64, epochs=12, batch_size=16, optimizer='adam',
+        learning_rate=3e-3, lr_schedule='cosine', warmup_steps=300,
+        eval_batch_size=250, temperature=0.8),
+    'mnist': _paper('mnist', num_levels=2, num_steps=32, epochs=100),
+    'cifar10': _paper('cifar10', num_steps=32, epochs=1000),
+    'cifar10_conditional': _paper(
+        'cifar10', num_steps=32, epochs=1000, coupling='additive', n_bits=5,
+        conditional=True),
+    'imagenet32': _paper('downsampled_imagenet/32x32', num_steps=48,
+                         epochs=100),
+    'imagenet32_conditional': _paper(
+        'imagenet_resized/32x32', num_steps=48, epochs=100,
+        coupling='additive', n_bits=5, conditional=True),
+    'imagenet64': _paper('downsampled_imagenet/64x64', num_levels=4,
+                         num_steps=48, batch_size=16, epochs=100),
+    'celeba64': _paper('celeb_a', num_levels=4, num_steps=32, batch_size=16,
+                       coupling='additive', n_bits=5, epochs=100),
+    'lsun64': _paper('lsun/bedroom', num_steps=48, batch_size=16,
+                     epochs=100),
+}
+
+
+def names():
+  """The preset names, the default first."""
+  return tuple(PRESETS)
+
+
+def get(name, **changes):
+  """The preset `name`, with `changes` applied and checked.
+
+  >>> get('cifar10').num_steps, get('imagenet64').num_levels
+  (32, 4)
+  >>> get('mnist_offline', num_levels=3)
+  Traceback (most recent call last):
+  ...
+  ValueError: image size 28x28 of dataset 'mnist_offline' is not divisible by 2**num_levels = 8 (num_levels=3); use fewer levels or another image_size.
+
+  Raises:
+    ValueError: for an unknown preset or an invalid change.
+  """
+  if name not in PRESETS:
+    raise ValueError(f'unknown preset {name!r}; presets: '
+                     f'{", ".join(PRESETS)}.')
+  return replace(PRESETS[name], **changes)
+
+
+def smoke(config):
+  """A tiny version of `config` that trains in seconds (for tests and CI).
+
+  Keeps the data, the image size and the number of levels; uses 1 step per
+  level, width 8, 2 batches of 8 images, 16 held-out images.
+
+  >>> smoke(get('cifar10')).hidden_channels
+  8
+  """
+  return replace(
+      config, num_steps=1, hidden_channels=8, epochs=1, batch_size=8,
+      steps_per_epoch=2, warmup_steps=2, init_batch_size=8,
+      train_examples=32, eval_examples=16, eval_batch_size=16)
