@@ -5,13 +5,14 @@ Both models: L levels of K steps (ActNorm, LU 1x1 conv, affine coupling with a
 the same batch of dequantized images, the same tf_keras Adam, one
 `tf.function` training step each (forward + backward + optimizer). After a
 warm-up, the two steps are timed interleaved A B A B, and the medians and the
-ratio tfp_glow / tfb.Glow are printed. Peak memory is the peak resident set
-of a fresh process that builds one model and runs a few training steps;
-it is also measured for tfp_glow with gradient checkpointing
+ratio tfp_glow / tfb.Glow are printed. Peak memory is measured in a fresh
+process per model that builds it and runs a few training steps: the peak of
+TensorFlow's CPU allocator over the steps (all tensors) and the peak resident
+set; it is also measured for tfp_glow with gradient checkpointing
 (`recompute_gradients=True`).
 
     python benchmarks/benchmark.py                     # mnist and cifar-small
-    python benchmarks/benchmark.py --configs cifar-paper --repeats 3
+    python benchmarks/benchmark.py --configs cifar-paper --memory-only
     python benchmarks/benchmark.py --budget-seconds 300   # held-out bits/dim
 
 The budget mode trains both models on the offline MNIST default (28x28x1, the
@@ -152,28 +153,42 @@ def speed(config, repeats, calls):
 
 
 def peak_memory_child(config, name, steps):
-  """Runs in a fresh process: peak RSS (MiB) after `steps` training steps."""
+  """Runs in a fresh process: peak memory (MiB) over `steps` training steps.
+
+  Returns `(tensors, rss)`: the peak of TensorFlow's CPU allocator during the
+  steps (every tensor: activations, gradients, optimizer temporaries; what a
+  GPU's memory would have to hold) and the peak resident set of the process
+  (adds the runtime, the traced graphs and the allocator's free pool).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   x = _batch(config)
   dist, preprocess = _build(name, config)
   _initialize(name, dist, preprocess, x)
   step = _train_step(dist, preprocess, math.prod(CONFIGS[config][0]))
+  tf.config.experimental.reset_memory_stats('CPU:0')
   for _ in range(steps):
     np.asarray(step(x))
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  tensors = tf.config.experimental.get_memory_info('CPU:0')['peak']
+  return (tensors / 2**20,
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
 
 
 def peak_memory(config):
+  """Peak tensor memory and peak RSS of each model, in fresh processes."""
   result = {}
   for name in MEMORY_MODELS:
     out = subprocess.run(
         [sys.executable, __file__, '--memory-child', name, '--configs', config],
         capture_output=True, text=True, check=True)
-    result[f'{name} peak RSS MiB'] = float(out.stdout.strip().splitlines()[-1])
-  result['memory ratio'] = (result['tfp_glow peak RSS MiB']
-                            / result['tfb.Glow peak RSS MiB'])
-  result['recompute memory ratio'] = (
-      result['tfp_glow+recompute peak RSS MiB']
-      / result['tfp_glow peak RSS MiB'])
+    tensors, rss = json.loads(out.stdout.strip().splitlines()[-1])
+    result[f'{name} peak tensor MiB'] = tensors
+    result[f'{name} peak RSS MiB'] = rss
+  for kind in ('tensor', 'RSS'):
+    result[f'{kind} memory ratio'] = (result[f'tfp_glow peak {kind} MiB']
+                                      / result[f'tfb.Glow peak {kind} MiB'])
+    result[f'recompute {kind} memory ratio'] = (
+        result[f'tfp_glow+recompute peak {kind} MiB']
+        / result[f'tfp_glow peak {kind} MiB'])
   return result
 
 
@@ -251,6 +266,8 @@ def main(argv=None):
                       help='training steps (or sample calls) per round')
   parser.add_argument('--no-memory', action='store_true',
                       help='skip the peak-memory subprocesses')
+  parser.add_argument('--memory-only', action='store_true',
+                      help='only the peak-memory subprocesses (no timing)')
   parser.add_argument('--budget-seconds', type=float,
                       help='instead of speed: train each model this long on '
                       'offline MNIST and print held-out bits/dim')
@@ -262,13 +279,16 @@ def main(argv=None):
       parser.error(f'--configs: unknown {config!r}; choose from '
                    f'{sorted(CONFIGS)}')
   if args.memory_child:
-    print(peak_memory_child(configs[0], args.memory_child, steps=3))
+    print(json.dumps(peak_memory_child(configs[0], args.memory_child, 3)))
     return
   if args.budget_seconds:
     print(json.dumps(budget(args.budget_seconds), indent=2))
     return
+  if args.no_memory and args.memory_only:
+    parser.error('--no-memory and --memory-only exclude each other')
   for config in configs:
-    result = speed(config, args.repeats, args.calls)
+    result = ({'config': config} if args.memory_only
+              else speed(config, args.repeats, args.calls))
     if not args.no_memory:
       result.update(peak_memory(config))
     print(json.dumps(result, indent=2), flush=True)

@@ -53,6 +53,13 @@ class Coupling(_base.GlowBijector):
   def _params(self, x1):
     return _shapes.apply_flat(self._net, x1)
 
+  def _param_pairs(self, x1):
+    """`(h[..., 0::2], h[..., 1::2])` of `h = net(x1)`: openai/glow's layout."""
+    if hasattr(self._net, 'split_call'):  # Without strided slices: faster.
+      return _shapes.apply_flat(self._net.split_call, x1)
+    h = self._params(x1)
+    return h[..., 0::2], h[..., 1::2]
+
   def data_init(self, x):
     """Runs the conditioner's data init on `x`'s first half; returns `inverse(x)`."""
     if hasattr(self._net, 'data_init'):

@@ -6,13 +6,16 @@ __all__ = ['apply_flat', 'check_channels', 'event_dims']
 
 
 def apply_flat(fn, x):
-  """Applies `fn` (a `[N, H, W, C]` op) to `x` with any batch shape in front."""
+  """Applies `fn` (a `[N, H, W, C]` op) to `x` with any batch shape in front.
+
+  `fn` may return one image tensor or a tuple of them.
+  """
   if x.shape.rank == 4:
     return fn(x)
   batch_shape = tf.shape(x)[:-3]
-  flat = tf.reshape(x, [-1] + event_dims(x))
-  out = fn(flat)
-  return tf.reshape(out, tf.concat([batch_shape, event_dims(out)], axis=0))
+  out = fn(tf.reshape(x, [-1] + event_dims(x)))
+  return tf.nest.map_structure(
+      lambda o: tf.reshape(o, tf.concat([batch_shape, event_dims(o)], 0)), out)
 
 
 def event_dims(x):

@@ -65,11 +65,11 @@ class AffineCoupling(_coupling.Coupling):
         is_constant_jacobian=False, seed=seed, dtype=dtype,
         validate_args=validate_args, parameters=parameters, name=name)
 
-  def _shift_and_log_scale(self, h):
-    return h[..., 0::2], tf.math.log_sigmoid(h[..., 1::2] + 2.0)
+  def _shift_and_log_scale(self, h_even, h_odd):
+    return h_even, tf.math.log_sigmoid(h_odd + 2.0)
 
   def _transform(self, x1, x2, direction):
-    shift, log_scale = self._shift_and_log_scale(self._params(x1))
+    shift, log_scale = self._shift_and_log_scale(*self._param_pairs(x1))
     if direction == 'inverse':
       out = (x2 + shift) * tf.exp(log_scale)
     else:

@@ -65,6 +65,6 @@ class Split(affine_coupling.AffineCoupling):
         channels, conditioner_fn or nn.zero_conditioner, seed=seed,
         dtype=dtype, validate_args=validate_args, name=name)
 
-  def _shift_and_log_scale(self, h):
+  def _shift_and_log_scale(self, mean, logs):
     # eps = (h2 - mean) * exp(-logs): shift -mean, log-scale -logs.
-    return -h[..., 0::2], -h[..., 1::2]
+    return -mean, -logs

@@ -1,0 +1,76 @@
+"""The fast convolution paths give `tf.nn.conv2d`'s values and gradients."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_glow import _conv
+from tfp_glow import nn
+
+# (in_channels, out_channels, kernel size): each of _conv's paths.
+PATHS = {
+    '1x1 matmul': (5, 7, 1),
+    '3x3 taps': (16, 4, 3),
+    '3x3 oneDNN': (12, 16, 3),
+}
+
+
+def _reference(x, kernel, bias, activation):
+  y = tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, 'SAME'), bias)
+  return activation(y) if activation else y
+
+
+def _value_and_grads(conv, x, kernel, bias, activation, dy):
+  with tf.GradientTape() as tape:
+    tape.watch([x, kernel, bias])
+    y = conv(x, kernel, bias, activation)
+  return [y] + tape.gradient(y, [x, kernel, bias], output_gradients=dy)
+
+
+@pytest.mark.parametrize('path', sorted(PATHS))
+@pytest.mark.parametrize('activation', [None, tf.nn.relu])
+def test_matches_conv2d_in_float64(path, activation):
+  in_channels, out_channels, size = PATHS[path]
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.normal(size=(3, 5, 6, in_channels)))
+  kernel = tf.constant(rng.normal(size=(size, size, in_channels,
+                                        out_channels)))
+  bias = tf.constant(rng.normal(size=out_channels))
+  dy = tf.constant(rng.normal(size=(3, 5, 6, out_channels)))
+  got = _value_and_grads(_conv.conv2d, x, kernel, bias, activation, dy)
+  want = _value_and_grads(_reference, x, kernel, bias, activation, dy)
+  for name, g, w in zip(['y', 'dx', 'dkernel', 'dbias'], got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize('path', sorted(PATHS))
+def test_unknown_batch_in_tf_function(path):
+  in_channels, out_channels, size = PATHS[path]
+  kernel = tf.random.stateless_normal(
+      (size, size, in_channels, out_channels), (1, 2))
+  conv = tf.function(
+      lambda x: _conv.conv2d(x, kernel),
+      input_signature=[tf.TensorSpec([None, 4, 4, in_channels])])
+  x = tf.random.stateless_normal((2, 4, 4, in_channels), (3, 4))
+  np.testing.assert_allclose(conv(x), tf.nn.conv2d(x, kernel, 1, 'SAME'),
+                             rtol=1e-5, atol=1e-5)
+
+
+def _trained_like(module):
+  """Gives every variable of `module` random values, as after training."""
+  for i, v in enumerate(module.trainable_variables):
+    v.assign(0.3 * tf.random.stateless_normal(v.shape, (i, 7), dtype=v.dtype))
+  return module
+
+
+@pytest.mark.parametrize('net, in_channels', [
+    (nn.ZeroConv2D(4, 6, tf.float32), 4),
+    (nn.GlowConditioner(2, 4, hidden_channels=8, seed=0), 2),
+], ids=['ZeroConv2D', 'GlowConditioner'])
+def test_split_call_is_the_even_and_odd_channels(net, in_channels):
+  _trained_like(net)
+  x = tf.random.stateless_normal((2, 5, 5, in_channels), (5, 6))
+  h = net(x)
+  even, odd = net.split_call(x)
+  np.testing.assert_allclose(even, h[..., 0::2], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(odd, h[..., 1::2], rtol=1e-5, atol=1e-5)
