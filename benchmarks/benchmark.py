@@ -52,6 +52,29 @@ MODELS = ('tfp_glow', 'tfb.Glow')
 MEMORY_MODELS = MODELS + ('tfp_glow+recompute',)
 
 
+def forward_gflop(config):
+  """Multiply-adds x 2 of one image's forward pass, per openai/glow's model.
+
+  Counts every convolution and matmul: per step the coupling network (3x3
+  from half the channels to the width, 1x1, 3x3 to all channels) and the 1x1
+  invertible convolution, per split the prior's 3x3 zero convolution.
+  Elementwise work (ActNorm, coupling math) is left out: TensorFlow's graph
+  profiler, which counts it, finds 1-2% more (tests/test_benchmark.py).
+  """
+  (height, width, channels), levels, steps, hidden, _ = CONFIGS[config]
+  macs = 0
+  for level in range(levels):
+    height, width, channels = height // 2, width // 2, channels * 4
+    half = channels // 2
+    step = (9 * half * hidden + hidden * hidden + 9 * hidden * channels
+            + channels * channels)
+    macs += height * width * steps * step
+    if level < levels - 1:
+      macs += height * width * 9 * half * channels
+      channels = half
+  return 2 * macs / 1e9
+
+
 def _build(name, config):
   """Returns `(distribution, preprocess)` of model `name` at `config`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -131,7 +154,8 @@ def speed(config, repeats, calls):
   shape, *_, batch = CONFIGS[config]
   x = _batch(config)
   models = {name: _build(name, config) for name in MODELS}
-  result = {'config': config, 'batch': batch}
+  result = {'config': config, 'batch': batch,
+            'forward GFLOP per image': forward_gflop(config)}
   steps, samplers = {}, {}
   for name, (dist, preprocess) in models.items():
     _initialize(name, dist, preprocess, x)
@@ -230,9 +254,10 @@ def peak_memory_child(config, name, steps):
   """Runs in a fresh process: peak memory (MiB) over `steps` training steps.
 
   Returns `(tensors, rss)`: the peak of TensorFlow's CPU allocator during the
-  steps (every tensor: activations, gradients, optimizer temporaries; what a
-  GPU's memory would have to hold) and the peak resident set of the process
-  (adds the runtime, the traced graphs and the allocator's free pool).
+  steps (its pool, which holds every tensor of 256 KiB or more: activations,
+  gradients, optimizer temporaries; what a GPU's memory would have to hold)
+  and the peak resident set of the process (adds the runtime, the traced
+  graphs and the allocator's free pool).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   x = _batch(config)
@@ -369,7 +394,9 @@ def main(argv=None):
   if args.no_memory and args.memory_only:
     parser.error('--no-memory and --memory-only exclude each other')
   for config in configs:
-    result = ({'config': config} if args.memory_only
+    result = ({'config': config,
+               'forward GFLOP per image': forward_gflop(config)}
+              if args.memory_only
               else speed(config, args.repeats, args.calls))
     if not args.no_memory:
       result.update(peak_memory(config))
