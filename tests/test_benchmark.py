@@ -1,0 +1,62 @@
+"""benchmarks/benchmark.py runs end to end at a tiny size, and counts FLOPs
+as TensorFlow's own graph profiler does. (No timing is asserted.)"""
+
+import importlib.util
+import pathlib
+
+import pytest
+import tensorflow as tf
+from tensorflow.python.profiler import model_analyzer
+from tensorflow.python.profiler import option_builder
+
+_PATH = pathlib.Path(__file__).parents[1] / 'benchmarks' / 'benchmark.py'
+
+
+@pytest.fixture(name='benchmark')
+def _benchmark(monkeypatch):
+  spec = importlib.util.spec_from_file_location('benchmark', _PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  monkeypatch.setitem(module.CONFIGS, 'tiny', ((8, 8, 1), 2, 2, 16, 4))
+  return module  # A fresh module per test: CONFIGS changes stay local.
+
+
+def _graph_gflop(benchmark, config):
+  """FLOPs of one image's `log_prob`, counted by TensorFlow's profiler."""
+  glow, _ = benchmark._build('tfp_glow', config)  # pylint: disable=protected-access
+  shape = benchmark.CONFIGS[config][0]
+  graph = tf.function(glow.log_prob).get_concrete_function(
+      tf.TensorSpec((1,) + shape)).graph
+  options = option_builder.ProfileOptionBuilder(
+      option_builder.ProfileOptionBuilder.float_operation()).with_empty_output()
+  return model_analyzer.profile(graph, options=options.build()).total_float_ops / 1e9
+
+
+def test_forward_gflop_matches_the_graph_count(benchmark):
+  # The graph also counts elementwise ops, which forward_gflop leaves out.
+  counted = _graph_gflop(benchmark, 'mnist')
+  assert 0.97 * counted < benchmark.forward_gflop('mnist') <= counted
+
+
+def test_speed_reports_both_models_and_their_ratio(benchmark):
+  result = benchmark.speed('tiny', repeats=1, calls=1)
+  for kind in ('train', 'sample'):
+    ours, theirs = (result[f'{name} {kind} img/s'] for name in benchmark.MODELS)
+    assert ours > 0 and theirs > 0
+    assert result[f'{kind} ratio'] == pytest.approx(ours / theirs)
+  assert result['tfp_glow params'] > 0 and result['tfb.Glow params'] > 0
+
+
+def test_ceiling_times_the_coupling_networks_alone(benchmark):
+  result = benchmark.ceiling('tiny', repeats=1, calls=1)
+  assert result['largest possible train ratio'] == pytest.approx(
+      result['coupling nets alone train img/s']
+      / result['tfb.Glow train img/s'])
+
+
+def test_memory_child_reports_tensor_and_resident_peaks(benchmark):
+  # Big enough that hidden activations (512 KiB) go through the allocator's
+  # pool, which counts tensors from 256 KiB up.
+  benchmark.CONFIGS['small'] = ((16, 16, 1), 2, 1, 32, 64)
+  tensors, rss = benchmark.peak_memory_child('small', 'tfp_glow', 1)
+  assert 0.5 < tensors < rss
