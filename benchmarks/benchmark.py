@@ -111,6 +111,7 @@ def _train_step(dist, preprocess, num_dims):
   import tf_keras  # pylint: disable=g-import-not-at-top
   optimizer = tf_keras.optimizers.Adam(1e-4)
   variables = dist.trainable_variables
+  optimizer.build(variables)  # Else the first call traces twice (new slots).
 
   @tf.function
   def step(x):
@@ -210,6 +211,7 @@ def _coupling_nets_step(config):
                                                  (len(nets), 1)))
   variables = [v for net in nets for v in net.trainable_variables]
   optimizer = tf_keras.optimizers.Adam(1e-4)
+  optimizer.build(variables)
 
   @tf.function
   def step(xs):

@@ -17,6 +17,19 @@ F64 = tf.float64
 NET = nn.glow_conditioner(hidden_channels=8)
 
 
+class _UserNet(tf.Module):
+  """A user's conditioner: only `__call__` (no `split_call`, no `data_init`)."""
+
+  def __init__(self, in_channels, out_channels, *, dtype, seed):
+    super().__init__()
+    rng = np.random.default_rng(seed)
+    self.kernel = tf.Variable(
+        0.1 * rng.normal(size=(3, 3, in_channels, out_channels)), dtype=dtype)
+
+  def __call__(self, x):
+    return tf.nn.conv2d(x, self.kernel, 1, 'SAME')
+
+
 def _normal(shape, seed=0):
   return tf.random.stateless_normal(shape, [seed, 7], dtype=F64)
 
@@ -58,6 +71,9 @@ CASES = {
         _normal([3, 4, 4, 4]), {}),
     'affine_coupling': lambda: (_initialized(gb.AffineCoupling(4, NET, 0, F64)),
                                 _normal([3, 4, 4, 4]), {}),
+    'affine_coupling_user_net': lambda: (
+        _initialized(gb.AffineCoupling(4, _UserNet, 0, F64)),
+        _normal([3, 4, 4, 4]), {}),
     'additive_coupling': lambda: (
         _initialized(gb.AdditiveCoupling(4, NET, 0, F64)),
         _normal([3, 4, 4, 4]), {}),
