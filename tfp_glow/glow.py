@@ -2,13 +2,16 @@
 
 import math
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.distributions import transformed_distribution
 
+from tfp_glow import _composite
+from tfp_glow import _inputs
 from tfp_glow import _validation
 from tfp_glow import flow
 from tfp_glow import nn
+from tfp_glow.bijectors import _base
 from tfp_glow.bijectors import initialize
 
 __all__ = ['Glow']
@@ -21,10 +24,7 @@ _PERMUTATIONS = ('lu', 'conv1x1', 'shuffle', 'reverse')
 
 def _route_kwargs(kwargs):
   """Sends `labels` to the top prior and `temperature` to the latent scale."""
-  unknown = set(kwargs) - {'labels', 'temperature'}
-  if unknown:
-    raise TypeError(f'Unexpected keyword arguments {sorted(unknown)}; Glow '
-                    'takes `labels` and `temperature`.')
+  _check_kwarg_names(kwargs)
   bijector_kwargs = {}
   if kwargs.get('labels') is not None:
     bijector_kwargs[flow.TOP_PRIOR] = {'labels': kwargs['labels']}
@@ -33,13 +33,14 @@ def _route_kwargs(kwargs):
   return {}, bijector_kwargs
 
 
-# What `tfd.TransformedDistribution(...)` itself returns for a bijector that
-# holds variables: the non-CompositeTensor class, whose variables `tf.Module`
-# and Keras can track.
-_TransformedDistribution = transformed_distribution._TransformedDistribution  # pylint: disable=protected-access
+def _check_kwarg_names(kwargs):
+  unknown = set(kwargs) - {'labels', 'temperature'}
+  if unknown:
+    raise TypeError(f'Unexpected keyword arguments {sorted(unknown)}; Glow '
+                    'takes `labels` and `temperature`.')
 
 
-class Glow(_TransformedDistribution):
+class Glow(tfd.TransformedDistribution):
   """Glow (Kingma & Dhariwal, 2018) as a TFP distribution over images.
 
   A standard normal over the latent, pushed through a `tfb.Chain` of Glow's
@@ -201,8 +202,17 @@ class Glow(_TransformedDistribution):
     Args:
       x: dequantized images `[N, H, W, C]` in `[0, 2**num_bits)`.
       labels: class ids `[N]`, required iff `num_classes` is set.
+
+    Raises:
+      ValueError, TypeError: if the shapes of `x` or `labels`, or the values
+        of `labels` known in Python, break a rule above; with
+        `validate_args=True` also `tf.errors.InvalidArgumentError` for values
+        of `x` out of range or not finite.
     """
-    x = tf.convert_to_tensor(x, self.dtype)
+    where = 'Glow.initialize'
+    x = self._checked(x, 'x', self._image_shape, where, batch_rank=1)
+    labels = self._checked_labels(labels, x.shape[:1], where)
+    x = self._with_value_checks(x, where)
     _, bijector_kwargs = _route_kwargs({'labels': labels})
     initialize.data_init(self.bijector, x, **bijector_kwargs)
 
@@ -214,11 +224,19 @@ class Glow(_TransformedDistribution):
 
   def encode(self, x, labels=None):
     """The latent z = f(x), shape `[..., *latent_shape]`."""
+    where = 'Glow.encode'
+    x = self._checked(x, 'x', self._image_shape, where)
+    labels = self._checked_labels(labels, x.shape[:-3], where)
+    x = self._with_value_checks(x, where)
     _, bijector_kwargs = _route_kwargs({'labels': labels})
     return self.bijector.inverse(x, **bijector_kwargs)
 
   def decode(self, z, labels=None, temperature=None):
     """The image x = f^-1(z) in pixel space (`temperature` scales z first)."""
+    where = 'Glow.decode'
+    z = self._checked(z, 'z', self.latent_shape, where)
+    labels = self._checked_labels(labels, z.shape[:-3], where)
+    _check_temperature(temperature, where)
     _, bijector_kwargs = _route_kwargs(
         {'labels': labels, 'temperature': temperature})
     return self.bijector.forward(z, **bijector_kwargs)
@@ -239,11 +257,118 @@ class Glow(_TransformedDistribution):
     Returns:
       `-log p(x + u) / (D ln 2)` per image, with `u ~ U[0, 1)^D`.
     """
+    where = 'Glow.bits_per_dim'
+    x = tf.convert_to_tensor(x)
+    _inputs.check_event_shape('x', x, self._image_shape, where)
+    if self.validate_args:
+      with tf.control_dependencies(_inputs.pixel_assertions(
+          'x', x, self._num_bits, where)):
+        x = tf.identity(x)
     x = tf.cast(x, self.dtype)
     u = tf.random.stateless_uniform(
         tf.shape(x), seed=tfp.random.sanitize_seed(seed), dtype=self.dtype)
     log_prob = self.log_prob(x + u, labels=labels)
     return -log_prob / (self.num_dims * math.log(2.0))
+
+  # TFP's hooks.
+
+  def _log_prob(self, x, **kwargs):
+    """log p(x) = log N(f(x)) + ildj(x), in the inverse direction only.
+
+    TFP's own `_log_prob` asks for the forward log-det at z = f(x). In a
+    traced graph the cache answers it from the inverse pass; in eager mode,
+    where tfp_glow caches nothing, it would run the sampling direction from z,
+    twice the work and exp(-log_s) overflowing to NaN on a model whose
+    weights moved. Here every mode takes the same single inverse pass.
+    """
+    where = 'Glow.log_prob'
+    _check_kwarg_names(kwargs)
+    x = self._checked(x, 'x', self._image_shape, where)
+    labels = self._checked_labels(kwargs.get('labels'), x.shape[:-3], where)
+    temperature = kwargs.get('temperature')
+    _check_temperature(temperature, where, allow_zero=False)
+    x = self._with_value_checks(x, where)
+    _, bijector_kwargs = _route_kwargs(
+        {'labels': labels, 'temperature': temperature})
+    with _base.single_pass():
+      z = self.bijector.inverse(x, **bijector_kwargs)
+      ildj = self.bijector.inverse_log_det_jacobian(
+          x, event_ndims=3, **bijector_kwargs)
+      return self.distribution.log_prob(z) + ildj
+
+  def _call_sample_n(self, sample_shape, seed, **kwargs):
+    where = 'Glow.sample'
+    _check_kwarg_names(kwargs)
+    shape = _check_sample_shape(sample_shape, where)
+    if kwargs.get('labels') is not None or self._num_classes:
+      kwargs['labels'] = self._checked_labels(
+          kwargs.get('labels'), shape, where)
+    _check_temperature(kwargs.get('temperature'), where)
+    return super()._call_sample_n(sample_shape, seed, **kwargs)
+
+  # Input checks (see `tfp_glow._inputs`).
+
+  def _checked(self, value, name, event_shape, where, batch_rank=None):
+    value = tf.convert_to_tensor(value, self.dtype, name=name)
+    _inputs.check_event_shape(name, value, event_shape, where, batch_rank)
+    if not tf.executing_eagerly():
+      # A new tensor of this graph: an input captured by two traces must not
+      # find the other trace's outputs in TFP's caches.
+      value = tf.identity(value)
+    return value
+
+  def _checked_labels(self, labels, batch_shape, where):
+    labels = _inputs.check_labels(labels, self._num_classes, batch_shape,
+                                  where)
+    if labels is not None and self.validate_args:
+      with tf.control_dependencies(_inputs.label_assertions(
+          labels, self._num_classes, where)):
+        labels = tf.identity(labels)
+    return labels
+
+  def _with_value_checks(self, x, where):
+    """`x`, asserted finite and in range if `validate_args`."""
+    if not self.validate_args:
+      return x
+    with tf.control_dependencies(_inputs.dequantized_assertions(
+        'x', x, self._num_bits, where)):
+      return tf.identity(x)
+
+
+_composite.make_variable_composite(Glow)
+
+
+def _check_sample_shape(sample_shape, where):
+  """The static `sample_shape` as a list, if known; raises if negative."""
+  static = tf.get_static_value(tf.convert_to_tensor(sample_shape, tf.int32)) \
+      if tf.is_tensor(sample_shape) else sample_shape
+  if static is None:
+    return tf.TensorShape(None)
+  try:
+    dims = [int(d) for d in np.reshape(np.asarray(static), [-1])]
+  except (TypeError, ValueError) as e:
+    raise TypeError(f'{where}: `sample_shape` must be an int or a list of '
+                    f'ints; got {sample_shape!r}.') from e
+  if any(d < 0 for d in dims):
+    raise ValueError(f'{where}: `sample_shape` must be >= 0 (a number of '
+                     f'samples); got sample_shape={sample_shape!r}.')
+  return tf.TensorShape(dims)
+
+
+def _check_temperature(temperature, where, allow_zero=True):
+  """Raises ValueError if `temperature` is known and negative (or zero)."""
+  if temperature is None:
+    return
+  static = tf.get_static_value(temperature) if tf.is_tensor(
+      temperature) else temperature
+  if static is None:
+    return
+  value = np.asarray(static, np.float64)
+  bad = ~np.isfinite(value) | (value < 0) | ((value == 0) & (not allow_zero))
+  if np.any(bad):
+    rule = '>= 0' if allow_zero else '> 0'
+    raise ValueError(f'{where}: `temperature` must be finite and {rule}; got '
+                     f'temperature={temperature!r}.')
 
 
 def _check_image_shape(image_shape, num_levels):
