@@ -1,7 +1,10 @@
 """The shared property checker applied to every layer and to the whole flow."""
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 
 def perturb(bijector, scale=0.05, seed=0):
@@ -119,3 +122,83 @@ def _assert_function_matches_eager(bijector, z, x, kwargs, event_ndims):
   np.testing.assert_allclose(
       il, bijector.inverse_log_det_jacobian(x, event_ndims, **kwargs),
       atol=1e-6)
+
+
+def assert_layer_contract(bijector, event_shape, twin=None):
+  """Asserts TFP's layer contract: `copy()` rebuilds, equality is identity.
+
+  `copy()` must return a layer of the same type, event shapes, dtype and
+  variable shapes, with variables of its own: only those of bijectors passed
+  as arguments (a wrapper's `bijector`, a chain's `bijectors`) may be shared,
+  as in `tfb.Chain`. When the arguments fix the initial values (no `seed`, or
+  an int one), a copy starts with the values a fresh build has.
+
+  A layer equals and hashes only as itself. `twin` is the control case: a
+  layer built separately from the same arguments, which TFP's own rule
+  (equality and hash by parameters) calls equal to `bijector`; the check
+  asserts that TFP's rule does, so it is not met trivially, and that the layer
+  does not.
+
+  Args:
+    bijector: the layer.
+    event_shape: an event shape that `bijector.forward` accepts.
+    twin: the control layer. Default: `type(bijector)(**bijector.parameters)`.
+  """
+  name = type(bijector).__name__
+  try:
+    copy = bijector.copy()
+  except Exception as e:  # pylint: disable=broad-except
+    raise AssertionError(f'{name}.copy() failed: {e!r}') from e
+  assert type(copy) is type(bijector), f'{name}.copy() is a {type(copy)}'
+  assert set(copy.parameters) == set(bijector.parameters)
+  assert copy.dtype == bijector.dtype
+  assert copy.forward_min_event_ndims == bijector.forward_min_event_ndims
+  y_shape = bijector.forward_event_shape(event_shape)
+  assert copy.forward_event_shape(event_shape) == y_shape
+  assert copy.inverse_event_shape(y_shape) == bijector.inverse_event_shape(
+      y_shape)
+  assert _shapes_and_dtypes(copy) == _shapes_and_dtypes(bijector), (
+      f'{name}.copy() has other variables')
+  shared = _ids(bijector.variables) & _ids(copy.variables)
+  wrapped = _ids(v for b in _wrapped_bijectors(bijector) for v in b.variables)
+  assert shared == wrapped, (
+      f'{name}.copy() shares {len(shared - wrapped)} variables of its own')
+
+  if twin is None:
+    twin = type(bijector)(**bijector.parameters)
+  if _deterministic(bijector.parameters):
+    for a, b in zip(copy.variables, twin.variables):
+      np.testing.assert_array_equal(
+          a, b, err_msg=f'{name}.copy() starts at other values: {a.name}')
+
+  # The control: TFP's equality by parameters cannot tell the twin apart.
+  base = tfp.bijectors.Bijector
+  assert base.__eq__(bijector, twin), 'the twin is not a control case'
+  assert base.__hash__(bijector) == base.__hash__(twin), (
+      'the twin is not a control case')
+  assert bijector == bijector and not bijector != bijector  # pylint: disable=comparison-with-itself
+  assert hash(bijector) == hash(bijector)
+  for other, what in ((copy, 'its copy'), (twin, 'its twin')):
+    assert bijector != other and not bijector == other, (
+        f'{name} compares equal to {what}')
+    assert hash(bijector) != hash(other), f'{name} hashes like {what}'
+
+
+def _ids(variables):
+  return {id(v) for v in variables}
+
+
+def _shapes_and_dtypes(bijector):
+  return [(tuple(v.shape), v.dtype) for v in bijector.variables]
+
+
+def _wrapped_bijectors(bijector):
+  return [p for p in tf.nest.flatten(bijector.parameters)
+          if isinstance(p, tfp.bijectors.Bijector)]
+
+
+def _deterministic(parameters):
+  """Whether `parameters` fix the initial values: no seed, or an int seed."""
+  seed = parameters.get('seed')
+  return 'seed' not in parameters or (
+      isinstance(seed, numbers.Integral) and not isinstance(seed, bool))

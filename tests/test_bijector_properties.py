@@ -7,6 +7,7 @@ perturbed so the checks are not trivially met by an identity map.
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import tfp_glow
 from tfp_glow import bijectors as gb
@@ -167,3 +168,129 @@ def test_any_batch_shape_in_front():
   assert z.shape == x.shape
   np.testing.assert_allclose(z[1], layer.inverse(x[1]), atol=1e-12)
   assert layer.inverse_log_det_jacobian(x, 3).shape == (2, 3)
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_layer_contract(case):
+  """`copy()` works and equality is identity, for every layer and the flow."""
+  bijector, z, _ = CASES[case]()
+  bijector_checks.assert_layer_contract(bijector, z.shape[1:])
+
+
+# Layers whose initial values come from `seed`, built from it.
+SEEDED = {
+    'conv1x1_lu': lambda seed: gb.InvertibleConv1x1(4, True, seed, F64),
+    'conv1x1_plain': lambda seed: gb.InvertibleConv1x1(4, False, seed, F64),
+    'affine_coupling': lambda seed: gb.AffineCoupling(4, NET, seed, F64),
+    'additive_coupling': lambda seed: gb.AdditiveCoupling(4, NET, seed, F64),
+    'split_user_net': lambda seed: gb.Split(4, _UserNet, seed, F64),
+    'channel_shuffle': lambda seed: gb.ChannelShuffle(8, seed),
+}
+
+
+@pytest.mark.parametrize('case', sorted(SEEDED))
+def test_copy_of_an_int_seeded_layer_starts_where_the_layer_started(case):
+  layer = SEEDED[case](3)
+  initial = [v.numpy() for v in layer.variables]
+  copy = layer.copy()
+  assert not bijector_checks._ids(copy.variables) & bijector_checks._ids(  # pylint: disable=protected-access
+      layer.variables)
+  for v, value in zip(copy.variables, initial):
+    np.testing.assert_array_equal(v, value, err_msg=v.name)
+
+
+@pytest.mark.parametrize('case', sorted(SEEDED))
+def test_layers_built_alike_with_seed_none_are_distinct(case):
+  """The hard case for TFP's equality: the same arguments, other variables."""
+  layer, twin = SEEDED[case](None), SEEDED[case](None)
+  bijector_checks.assert_layer_contract(layer, [4, 4, layer.parameters.get(
+      'channels', 4)], twin=twin)
+
+
+def test_tfp_equality_is_by_parameters():
+  """Why the contract needs a check: TFP calls alike bijectors equal."""
+  tfb = tfp.bijectors
+  assert tfb.Scale(2.) == tfb.Scale(2.)
+  assert hash(tfb.Scale(2.)) == hash(tfb.Scale(2.))
+  assert tfb.Scale(2.) != tfb.Scale(3.)
+
+
+class _ParameterEqualActNorm(gb.ActNorm):
+  """ActNorm with TFP's equality and hash by parameters restored."""
+  __eq__ = tfp.bijectors.Bijector.__eq__
+  __hash__ = tfp.bijectors.Bijector.__hash__
+
+
+def test_checker_catches_equality_by_parameters():
+  layer = _ParameterEqualActNorm(4, F64)
+  with pytest.raises(AssertionError, match='equal to its copy'):
+    bijector_checks.assert_layer_contract(layer, [4, 4, 4])
+
+
+def test_checker_catches_a_copy_that_fails():
+  """ChannelReverse's old bug: the subclass recorded its base's arguments."""
+
+  class UnrecordedReverse(gb.ChannelPermutation):
+
+    def __init__(self, channels):
+      super().__init__(np.arange(channels)[::-1])
+
+  with pytest.raises(AssertionError, match=r'copy\(\) failed'):
+    bijector_checks.assert_layer_contract(UnrecordedReverse(4), [4, 4, 4])
+
+
+def test_checker_catches_a_copy_sharing_variables():
+  shared = gb.ActNorm(4, F64)
+
+  class SharingActNorm(gb.ActNorm):
+
+    def __init__(self, channels, dtype=F64, validate_args=False,
+                 name='sharing_act_norm'):
+      super().__init__(channels, dtype, validate_args, name)
+      self._loc = shared.loc
+
+  with pytest.raises(AssertionError, match='shares 1 variables'):
+    bijector_checks.assert_layer_contract(SharingActNorm(4), [4, 4, 4])
+
+
+class _CountingCoupling(gb.AdditiveCoupling):
+  """Counts how often the inverse really runs (at trace time)."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.inverse_runs = 0
+
+  def _augmented_inverse(self, x):
+    self.inverse_runs += 1
+    return super()._augmented_inverse(x)
+
+
+class _ParameterEqualCoupling(_CountingCoupling):
+  __eq__ = tfp.bijectors.Bijector.__eq__
+  __hash__ = tfp.bijectors.Bijector.__hash__
+
+
+@pytest.mark.parametrize('cls, confused', [(_CountingCoupling, False),
+                                           (_ParameterEqualCoupling, True)])
+def test_graph_cache_serves_each_layer_only_its_own_results(cls, confused):
+  """TFP's cache still hits for a layer itself, never for an alike layer.
+
+  With TFP's equality by parameters (the control), the second layer is served
+  the first one's cached input instead of computing its own inverse.
+  """
+  first, second = (_perturbed(cls(4, NET, dtype=F64)) for _ in range(2))
+  z = _normal([2, 4, 4, 4])
+
+  @tf.function
+  def inverses(z):
+    x = first.forward(z)
+    return first.inverse(x), second.inverse(x), x
+
+  z_first, z_second, x = inverses(z)
+  assert first.inverse_runs == 0  # A cache hit: the forward's input.
+  np.testing.assert_array_equal(z_first, z)
+  assert second.inverse_runs == (0 if confused else 1)
+  served_first_input = bool(tf.reduce_all(z_second == z))
+  assert served_first_input == confused
+  if not confused:
+    np.testing.assert_allclose(z_second, second.inverse(x), atol=1e-12)

@@ -33,7 +33,7 @@ def _glow(image_shape=(8, 8, 1), **overrides):
     ((8, 8, 1), dict(num_classes=1), ValueError,
      r'`num_classes` must be >= 2; got num_classes=1'),
     ((8, 8, 1), dict(num_bits=17), ValueError,
-     r'`num_bits` must be <= 16; got num_bits=17'),
+     r'`num_bits` must be an int in \[1, 16\]; got num_bits=17'),
     ((8, 8, 1), dict(num_bits=True), TypeError, r'`num_bits` must be an int'),
     ((8, 8, 1), dict(dtype=tf.float16), ValueError,
      r'`dtype` must be tf.float32 or tf.float64; got float16'),

@@ -5,23 +5,26 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_glow import bijectors as gb
+from tfp_glow import vocabulary
 
 __all__ = ['build_flow', 'TOP_PRIOR', 'TEMPERATURE']
 
 TOP_PRIOR = 'top_prior'
 TEMPERATURE = 'temperature'
 
+# One entry per name of `vocabulary.COUPLINGS` / `vocabulary.PERMUTATIONS`
+# (tests/test_vocabulary.py builds a flow for each name). Lookups never fall
+# through to a default: `build_flow` rejects other names first.
 _COUPLINGS = {'affine': gb.AffineCoupling, 'additive': gb.AdditiveCoupling}
 
-
-def _permutation(kind, channels, seed, dtype):
-  if kind == 'lu':
-    return gb.InvertibleConv1x1(channels, True, seed, dtype)
-  if kind == 'conv1x1':
-    return gb.InvertibleConv1x1(channels, False, seed, dtype)
-  if kind == 'shuffle':
-    return gb.ChannelShuffle(channels, seed)
-  return gb.ChannelReverse(channels)
+_PERMUTATIONS = {
+    'lu': lambda channels, seed, dtype: gb.InvertibleConv1x1(
+        channels, True, seed, dtype),
+    'conv1x1': lambda channels, seed, dtype: gb.InvertibleConv1x1(
+        channels, False, seed, dtype),
+    'shuffle': lambda channels, seed, dtype: gb.ChannelShuffle(channels, seed),
+    'reverse': lambda channels, seed, dtype: gb.ChannelReverse(channels),
+}
 
 
 def _steps(channels, num_steps, coupling, permutation, conditioner_fn, rng,
@@ -36,7 +39,7 @@ def _steps(channels, num_steps, coupling, permutation, conditioner_fn, rng,
     seeds = rng.integers(2**31, size=2)
     step = [
         gb.ActNorm(channels, dtype),
-        _permutation(permutation, channels, seeds[0], dtype),
+        _PERMUTATIONS[permutation](channels, seeds[0], dtype),
         _COUPLINGS[coupling](channels, conditioner_fn, seeds[1], dtype),
     ]
     layers += [gb.Recompute(gb.Chain(step))] if recompute else step
@@ -64,8 +67,26 @@ def build_flow(image_shape, *, num_levels, num_steps, conditioner_fn,
   Levels after the first act on the leading channels only (`ActiveChannels`),
   since `Squeeze` keeps factored-out noise behind them. The latent has shape
   `[H / 2**L, W / 2**L, C * 4**L]`. Arguments are as in `tfp_glow.Glow`, which
-  validates them.
+  validates the rest of them.
+
+  Raises:
+    ValueError: if `coupling` is not in `vocabulary.COUPLINGS`, `permutation`
+      not in `vocabulary.PERMUTATIONS`, or `num_bits` is outside
+      `vocabulary.NUM_BITS_RANGE`.
+    TypeError: if `num_bits` is not an int.
+
+  #### Examples
+
+  >>> from tfp_glow import nn
+  >>> build_flow((8, 8, 1), num_levels=1, num_steps=1,
+  ...            conditioner_fn=nn.glow_conditioner(8), permutation='typo')
+  Traceback (most recent call last):
+    ...
+  ValueError: `permutation` must be one of 'lu', 'conv1x1', 'shuffle', 'reverse'; got 'typo'.
   """
+  vocabulary.check_coupling(coupling)
+  vocabulary.check_permutation(permutation)
+  vocabulary.check_num_bits(num_bits)
   rng = np.random.default_rng(seed)
   pixel_scale = tf.constant(2.0**num_bits, dtype)
   layers = [tfp.bijectors.Scale(pixel_scale),

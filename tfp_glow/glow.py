@@ -1,6 +1,7 @@
 """`Glow`: the multi-scale flow as a `tfd.TransformedDistribution`."""
 
 import math
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -11,6 +12,7 @@ from tfp_glow import _inputs
 from tfp_glow import _validation
 from tfp_glow import flow
 from tfp_glow import nn
+from tfp_glow import vocabulary
 from tfp_glow.bijectors import _base
 from tfp_glow.bijectors import initialize
 
@@ -18,8 +20,6 @@ __all__ = ['Glow']
 
 tfd = tfp.distributions
 
-_COUPLINGS = ('affine', 'additive')
-_PERMUTATIONS = ('lu', 'conv1x1', 'shuffle', 'reverse')
 
 
 def _route_kwargs(kwargs):
@@ -127,13 +127,11 @@ class Glow(tfd.TransformedDistribution):
     image_shape = _check_image_shape(image_shape, num_levels)
     _validation.positive_int('num_steps', num_steps)
     _validation.positive_int('hidden_channels', hidden_channels)
-    _validation.one_of('coupling', coupling, _COUPLINGS)
-    _validation.one_of('permutation', permutation, _PERMUTATIONS)
+    vocabulary.check_coupling(coupling)
+    vocabulary.check_permutation(permutation)
     if num_classes is not None:
       _validation.positive_int('num_classes', num_classes, minimum=2)
-    _validation.positive_int('num_bits', num_bits)
-    if num_bits > 16:
-      raise ValueError(f'`num_bits` must be <= 16; got num_bits={num_bits}.')
+    vocabulary.check_num_bits(num_bits)
     dtype = _validation.float_dtype(dtype)
     if not isinstance(recompute_gradients, bool):
       raise TypeError('`recompute_gradients` must be a bool; got '
@@ -214,7 +212,10 @@ class Glow(tfd.TransformedDistribution):
     labels = self._checked_labels(labels, x.shape[:1], where)
     x = self._with_value_checks(x, where)
     _, bijector_kwargs = _route_kwargs({'labels': labels})
-    initialize.data_init(self.bijector, x, **bijector_kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
+      initialize.data_init(self.bijector, x, **bijector_kwargs)
+    _warn_once(caught, where)
 
   @property
   def is_initialized(self):
@@ -336,6 +337,20 @@ class Glow(tfd.TransformedDistribution):
 
 
 _composite.make_variable_composite(Glow)
+
+
+def _warn_once(caught, where):
+  """Re-issues the init's warnings: one for all constant-channel layers."""
+  constant = [w for w in caught if 'constant on the init batch' in str(
+      w.message)]
+  for w in caught:
+    if w not in constant:
+      warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+  if constant:
+    warnings.warn(
+        f'{where}: {len(constant)} ActNorm layers saw constant channels on the '
+        f'init batch and keep unit scale there; the first: {constant[0].message}',
+        UserWarning, stacklevel=3)
 
 
 def _check_sample_shape(sample_shape, where):

@@ -23,7 +23,9 @@ class ActiveChannels(_base.GlowBijector):
   ldj       = ldj of `bijector` on the leading channels (event rank 3)
   ```
 
-  Keyword arguments are passed on to `bijector`.
+  Keyword arguments are passed on to `bijector`. As with `tfb.Chain`, `copy()`
+  wraps the same `bijector` object (its variables are shared); pass
+  `copy(bijector=...)` to wrap another.
 
   Args:
     bijector: a bijector on `[..., H, W, channels]` events that keeps shapes.

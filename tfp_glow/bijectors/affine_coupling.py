@@ -37,6 +37,9 @@ class AffineCoupling(_coupling.Coupling):
     dtype: float dtype of the variables. Default value: `tf.float32`.
     validate_args: Python `bool`. Default value: `False`.
     name: Python `str`. Default value: `'affine_coupling'`.
+    parameters: Python `dict` or `None`: a subclass passes its own
+      `dict(locals())`, so that `copy()` calls the subclass's constructor (as
+      in `tfb.Chain`). Default value: `None` (this constructor's arguments).
 
   Raises:
     TypeError, ValueError: if `channels` is not an int >= 2 or
@@ -58,8 +61,8 @@ class AffineCoupling(_coupling.Coupling):
 
   def __init__(self, channels: int, conditioner_fn=None, seed=None,
                dtype=tf.float32, validate_args: bool = False,
-               name: str = 'affine_coupling'):
-    parameters = dict(locals())
+               name: str = 'affine_coupling', parameters=None):
+    parameters = dict(locals()) if parameters is None else parameters
     super().__init__(
         channels, conditioner_fn or nn.glow_conditioner(512), 2,
         is_constant_jacobian=False, seed=seed, dtype=dtype,

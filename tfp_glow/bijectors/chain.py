@@ -18,6 +18,25 @@ class Chain(tfp_chain._Chain):  # pylint: disable=protected-access
   subclass caches only while a graph is traced (see `_base.GraphOnlyCache`);
   everything else is `tfb.Chain`: `bijectors[0]` is applied last in `forward`
   and first in `inverse`, and keyword arguments are routed by bijector name.
+  A chain equals only itself (see `GlowBijector`), and `copy()` chains the
+  same layers, as `tfb.Chain.copy()` does.
+
+  #### Examples
+
+  >>> from tfp_glow.bijectors import ActNorm
+  >>> chain = Chain([ActNorm(3)])
+  >>> copy = chain.copy()
+  >>> copy == chain, copy.bijectors[0] is chain.bijectors[0]
+  (False, True)
   """
 
   _cache = _base.GraphOnlyCache()
+
+  # As in `_base.GlowBijector`: TFP's parameter-based equality would make two
+  # chains of alike layers "equal", and TFP's cache (keyed partly on the
+  # bijector) could then serve one chain's output for the other.
+  def __eq__(self, other):
+    return self is other
+
+  def __hash__(self):
+    return object.__hash__(self)

@@ -25,6 +25,9 @@ class ChannelPermutation(_base.GlowBijector):
     permutation: 1-D sequence of ints, a permutation of `range(C)`.
     validate_args: Python `bool`. Default value: `False`.
     name: Python `str`. Default value: `'channel_permutation'`.
+    parameters: Python `dict` or `None`: a subclass passes its own
+      `dict(locals())`, so that `copy()` calls the subclass's constructor (as
+      in `tfb.Chain`). Default value: `None` (this constructor's arguments).
 
   Raises:
     ValueError: if `permutation` is not a permutation of `range(C)`.
@@ -34,11 +37,14 @@ class ChannelPermutation(_base.GlowBijector):
   >>> perm = ChannelPermutation([2, 0, 1])
   >>> perm.inverse(tf.constant([10., 20., 30.])).numpy()
   array([30., 10., 20.], dtype=float32)
+  >>> copy = perm.copy()  # Same arguments, its own variable.
+  >>> copy.permutation is perm.permutation, copy == perm
+  (False, False)
   """
 
   def __init__(self, permutation, validate_args: bool = False,
-               name: str = 'channel_permutation'):
-    parameters = dict(locals())
+               name: str = 'channel_permutation', parameters=None):
+    parameters = dict(locals()) if parameters is None else parameters
     values = np.asarray(permutation)
     if (values.ndim != 1 or values.size == 0
         or sorted(values.tolist()) != list(range(values.size))):

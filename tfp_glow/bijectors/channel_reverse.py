@@ -23,10 +23,13 @@ class ChannelReverse(channel_permutation.ChannelPermutation):
 
   >>> ChannelReverse(4).permutation.numpy()
   array([3, 2, 1, 0], dtype=int32)
+  >>> ChannelReverse(4).copy().permutation.numpy()
+  array([3, 2, 1, 0], dtype=int32)
   """
 
   def __init__(self, channels: int, validate_args: bool = False,
                name: str = 'channel_reverse'):
+    parameters = dict(locals())
     channels = _validation.positive_int('channels', channels)
     super().__init__(np.arange(channels)[::-1], validate_args=validate_args,
-                     name=name)
+                     name=name, parameters=parameters)

@@ -28,10 +28,14 @@ class ChannelShuffle(channel_permutation.ChannelPermutation):
   >>> a, b = ChannelShuffle(8, seed=3), ChannelShuffle(8, seed=3)
   >>> bool((a.permutation.numpy() == b.permutation.numpy()).all())
   True
+  >>> bool((a.copy().permutation.numpy() == a.permutation.numpy()).all())
+  True
   """
 
   def __init__(self, channels: int, seed=None, validate_args: bool = False,
                name: str = 'channel_shuffle'):
+    parameters = dict(locals())
     channels = _validation.positive_int('channels', channels)
     permutation = np.random.default_rng(seed).permutation(channels)
-    super().__init__(permutation, validate_args=validate_args, name=name)
+    super().__init__(permutation, validate_args=validate_args, name=name,
+                     parameters=parameters)

@@ -23,6 +23,9 @@ class Recompute(_base.GlowBijector):
   forward:  x = b.forward(z)
   ```
 
+  As with `tfb.Chain`, `copy()` wraps the same `bijector` object (its
+  variables are shared); pass `copy(bijector=...)` to wrap another.
+
   Args:
     bijector: a bijector on `[..., H, W, C]` events that keeps shapes.
     validate_args: Python `bool`. Default value: `False`.

@@ -61,9 +61,11 @@ class Split(affine_coupling.AffineCoupling):
   def __init__(self, channels: int, conditioner_fn=None, seed=None,
                dtype=tf.float32, validate_args: bool = False,
                name: str = 'split'):
+    parameters = dict(locals())
     super().__init__(
         channels, conditioner_fn or nn.zero_conditioner, seed=seed,
-        dtype=dtype, validate_args=validate_args, name=name)
+        dtype=dtype, validate_args=validate_args, name=name,
+        parameters=parameters)
 
   def _shift_and_log_scale(self, mean, logs):
     # eps = (h2 - mean) * exp(-logs): shift -mean, log-scale -logs.

@@ -1,0 +1,86 @@
+"""The names of tfp_glow's options, defined once, and their checks.
+
+The model, the flow builder, the presets and the command line accept the same
+option values; they all check them here, so the allowed values and the error
+messages cannot drift apart. Every check names the argument, lists the allowed
+values and echoes the value it got.
+
+#### Examples
+
+>>> check_permutation('lu')
+'lu'
+>>> check_permutation('typo')
+Traceback (most recent call last):
+  ...
+ValueError: `permutation` must be one of 'lu', 'conv1x1', 'shuffle', 'reverse'; got 'typo'.
+>>> check_num_bits(5)
+5
+"""
+
+from tfp_glow import _validation
+
+__all__ = [
+    'COUPLINGS', 'PERMUTATIONS', 'DEQUANTIZATIONS', 'NUM_BITS_RANGE',
+    'check_coupling', 'check_permutation', 'check_dequantization',
+    'check_num_bits',
+]
+
+# Coupling layers: openai/glow's affine (sigmoid scale) and NICE's additive.
+COUPLINGS = ('affine', 'additive')
+# Channel mixing: LU-decomposed 1x1 conv, plain 1x1 conv, and the paper's two
+# fixed-permutation baselines.
+PERMUTATIONS = ('lu', 'conv1x1', 'shuffle', 'reverse')
+# Dequantization of integer pixels: x + u, u ~ U[0, 1).
+DEQUANTIZATIONS = ('uniform',)
+# Bits per pixel value, both ends included: pixels lie in [0, 2**num_bits).
+NUM_BITS_RANGE = (1, 16)
+
+
+def check_coupling(value, name='coupling'):
+  """Returns `value` if it is one of `COUPLINGS`, else raises ValueError."""
+  return _validation.one_of(name, value, COUPLINGS)
+
+
+def check_permutation(value, name='permutation'):
+  """Returns `value` if it is one of `PERMUTATIONS`, else raises ValueError."""
+  return _validation.one_of(name, value, PERMUTATIONS)
+
+
+def check_dequantization(value, name='dequantization'):
+  """Returns `value` if it is one of `DEQUANTIZATIONS`, else raises ValueError."""
+  return _validation.one_of(name, value, DEQUANTIZATIONS)
+
+
+def check_num_bits(value, name='num_bits'):
+  """Returns `value` as an int if it lies in `NUM_BITS_RANGE`, else raises.
+
+  Args:
+    value: the bit depth to check.
+    name: Python `str`, the argument's name in the message.
+      Default value: `'num_bits'`.
+
+  Returns:
+    `value` as a Python `int`.
+
+  Raises:
+    TypeError: if `value` is not an int (`bool` is not).
+    ValueError: if `value` is outside `NUM_BITS_RANGE`.
+
+  #### Examples
+
+  >>> check_num_bits(17)
+  Traceback (most recent call last):
+    ...
+  ValueError: `num_bits` must be an int in [1, 16]; got num_bits=17.
+  """
+  low, high = NUM_BITS_RANGE
+  try:
+    value = _validation.positive_int(name, value, minimum=low)
+  except ValueError:  # Below `low`: one message for both ends of the range.
+    in_range = False
+  else:
+    in_range = value <= high
+  if not in_range:
+    raise ValueError(
+        f'`{name}` must be an int in [{low}, {high}]; got {name}={value!r}.')
+  return value
