@@ -252,3 +252,29 @@ def test_recompute_gradients_gives_identical_values_and_gradients():
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(checkpointed.decode(checkpointed.encode(x)), x,
                              atol=1e-3)
+
+
+def test_encode_top_is_the_prior_input_and_matches_the_flow_order():
+  glow = _initialized_glow(num_classes=3)
+  x = _dequantized((2, 8, 8, 1))
+  top = glow.encode_top(x)
+  assert top.shape == (2, 2, 2, glow.top_channels)
+  # By hand: every layer before the top prior and the temperature.
+  layers = list(glow.bijector.bijectors)
+  assert [b.name for b in layers[-2:]] == ['top_prior', 'temperature']
+  np.testing.assert_allclose(
+      top, gb.Chain(layers[:-2]).inverse(x)[..., :glow.top_channels])
+  # Control: the prior moves the latent, so encode() differs from it.
+  bijector_checks.perturb(glow.bijector, scale=0.05)
+  assert not np.allclose(glow.encode_top(x),
+                         glow.encode(x, labels=[0, 1])[..., :glow.top_channels])
+
+
+def test_is_initialized_reads_every_layer_flag():
+  glow = _initialized_glow()
+  assert glow.is_initialized
+  flags = [m.initialized for m in glow.submodules
+           if isinstance(getattr(m, 'initialized', None), tf.Variable)]
+  assert len(flags) == 2 * 2 * 3  # Per step: ActNorm + 2 in the conditioner.
+  flags[-1].assign(False)
+  assert not glow.is_initialized

@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 from tfp_glow import _composite
 from tfp_glow import _inputs
 from tfp_glow import _validation
+from tfp_glow import bijectors as gb
 from tfp_glow import flow
 from tfp_glow import nn
 from tfp_glow import vocabulary
@@ -219,9 +220,29 @@ class Glow(tfd.TransformedDistribution):
 
   @property
   def is_initialized(self):
-    """True once every data-dependent init has run (a Python bool)."""
-    flags = [v for v in self.variables if v.name.endswith('initialized:0')]
+    """True once every data-dependent init has run (a Python bool).
+
+    Reads the `initialized` flag of every layer that has one (the flow's
+    ActNorms and the ActNorms inside the coupling networks).
+    """
+    flags = [m.initialized for m in self.submodules
+             if isinstance(getattr(m, 'initialized', None), tf.Variable)]
     return all(bool(v.numpy()) for v in flags)
+
+  def encode_top(self, x):
+    """The top level's latent before the top prior, `[..., *top_shape]`.
+
+    `top_shape = [H / 2**L, W / 2**L, top_channels]`: the active channels
+    that reach the learned (or class-conditional) prior; openai/glow's
+    class-conditional classifier reads their spatial mean. In a traced
+    function, after `log_prob` of the same `x`, TFP's cache returns the
+    outputs already computed.
+    """
+    x = self._checked(x, 'x', self._image_shape, 'Glow.encode_top')
+    top = (flow.TOP_PRIOR, flow.TEMPERATURE)
+    encoder = gb.Chain([b for b in self.bijector.bijectors
+                        if b.name not in top])
+    return encoder.inverse(x)[..., :self.top_channels]
 
   def encode(self, x, labels=None):
     """The latent z = f(x), shape `[..., *latent_shape]`."""

@@ -49,8 +49,9 @@ def actnorm_data_init(x, loc, log_scale, initialized, warn=True):
   channel. A channel that is constant on the batch (std < 1e-4) keeps unit
   scale (`log_scale` 0) instead, with a Python warning naming the layer (in
   eager mode, if `warn`: the networks inside couplings pass False, since
-  their constant channels follow from constant inputs already reported). Once `initialized` is True the call changes nothing, so it is
-  safe to run again after a restore. Statistics are taken in at least float32.
+  their constant channels follow from constant inputs already reported).
+  Once `initialized` is True the call changes nothing, so it is safe to run
+  again after a restore. Statistics are taken in at least float32.
   """
   stats_dtype = tf.float64 if x.dtype == tf.float64 else tf.float32
   x = tf.cast(x, stats_dtype)
