@@ -1,6 +1,7 @@
 """`Glow`: the multi-scale flow as a `tfd.TransformedDistribution`."""
 
 import math
+from typing import Optional, Sequence, Tuple
 import warnings
 
 import numpy as np
@@ -18,6 +19,8 @@ from tfp_glow.bijectors import _base
 from tfp_glow.bijectors import initialize
 
 __all__ = ['Glow']
+
+TensorLike = tf.types.experimental.TensorLike
 
 tfd = tfp.distributions
 
@@ -117,11 +120,14 @@ class Glow(tfd.TransformedDistribution):
        https://arxiv.org/abs/1807.03039
   """
 
-  def __init__(self, image_shape, *, num_levels: int, num_steps: int,
-               hidden_channels: int, coupling: str = 'affine',
+  def __init__(self, image_shape: Sequence[int], *, num_levels: int,
+               num_steps: int, hidden_channels: int, coupling: str = 'affine',
                permutation: str = 'lu', learn_top: bool = True,
-               num_classes=None, num_bits: int = 8, conditioner_fn=None,
-               dtype=tf.float32, compute_dtype=None, seed=None,
+               num_classes: Optional[int] = None, num_bits: int = 8,
+               conditioner_fn: Optional[nn.ConditionerFn] = None,
+               dtype: tf.DType = tf.float32,
+               compute_dtype: Optional[tf.DType] = None,
+               seed: Optional[int] = None,
                recompute_gradients: bool = False, validate_args: bool = False,
                name: str = 'Glow'):
     parameters = dict(locals())
@@ -163,39 +169,40 @@ class Glow(tfd.TransformedDistribution):
     return dict()
 
   @property
-  def image_shape(self):
+  def image_shape(self) -> Tuple[int, int, int]:
     """`(H, W, C)` of the images."""
     return self._image_shape
 
   @property
-  def num_levels(self):
+  def num_levels(self) -> int:
     return self._num_levels
 
   @property
-  def top_channels(self):
+  def top_channels(self) -> int:
     """Channels of the top level's latent, `C * 2**(L + 1)` (the rest of the
     latent's channels are noise factored out by the splits)."""
     return self._image_shape[-1] * 2**(self._num_levels + 1)
 
   @property
-  def latent_shape(self):
+  def latent_shape(self) -> tf.TensorShape:
     """Shape of one latent, `[H / 2**L, W / 2**L, C * 4**L]`."""
     return self.distribution.event_shape
 
   @property
-  def num_bits(self):
+  def num_bits(self) -> int:
     return self._num_bits
 
   @property
-  def num_classes(self):
+  def num_classes(self) -> Optional[int]:
     return self._num_classes
 
   @property
-  def num_dims(self):
+  def num_dims(self) -> int:
     """D = H * W * C, the dimensions bits/dim divides by."""
     return math.prod(self._image_shape)
 
-  def initialize(self, x, labels=None):
+  def initialize(self, x: TensorLike,
+                 labels: Optional[TensorLike] = None) -> None:
     """Runs every ActNorm's data-dependent init on the batch `x`, once.
 
     Args:
@@ -219,7 +226,7 @@ class Glow(tfd.TransformedDistribution):
     _warn_once(caught, where)
 
   @property
-  def is_initialized(self):
+  def is_initialized(self) -> bool:
     """True once every data-dependent init has run (a Python bool).
 
     Reads the `initialized` flag of every layer that has one (the flow's
@@ -229,7 +236,7 @@ class Glow(tfd.TransformedDistribution):
              if isinstance(getattr(m, 'initialized', None), tf.Variable)]
     return all(bool(v.numpy()) for v in flags)
 
-  def encode_top(self, x):
+  def encode_top(self, x: TensorLike) -> tf.Tensor:
     """The top level's latent before the top prior, `[..., *top_shape]`.
 
     `top_shape = [H / 2**L, W / 2**L, top_channels]`: the active channels
@@ -244,7 +251,8 @@ class Glow(tfd.TransformedDistribution):
                         if b.name not in top])
     return encoder.inverse(x)[..., :self.top_channels]
 
-  def encode(self, x, labels=None):
+  def encode(self, x: TensorLike,
+             labels: Optional[TensorLike] = None) -> tf.Tensor:
     """The latent z = f(x), shape `[..., *latent_shape]`."""
     where = 'Glow.encode'
     x = self._checked(x, 'x', self._image_shape, where)
@@ -253,7 +261,8 @@ class Glow(tfd.TransformedDistribution):
     _, bijector_kwargs = _route_kwargs({'labels': labels})
     return self.bijector.inverse(x, **bijector_kwargs)
 
-  def decode(self, z, labels=None, temperature=None):
+  def decode(self, z: TensorLike, labels: Optional[TensorLike] = None,
+             temperature: Optional[TensorLike] = None) -> tf.Tensor:
     """The image x = f^-1(z) in pixel space (`temperature` scales z first)."""
     where = 'Glow.decode'
     z = self._checked(z, 'z', self.latent_shape, where)
@@ -263,7 +272,8 @@ class Glow(tfd.TransformedDistribution):
         {'labels': labels, 'temperature': temperature})
     return self.bijector.forward(z, **bijector_kwargs)
 
-  def bits_per_dim(self, x, labels=None, seed=None):
+  def bits_per_dim(self, x: TensorLike, labels: Optional[TensorLike] = None,
+                   seed=None) -> tf.Tensor:
     """Bits per dimension of integer-valued images, dequantized with U[0, 1).
 
     Args:

@@ -19,6 +19,7 @@ starts as the identity.
 """
 
 import functools
+from typing import Optional, Protocol, Tuple, runtime_checkable
 import warnings
 
 import numpy as np
@@ -28,9 +29,37 @@ from tfp_glow import _conv
 from tfp_glow import _validation
 
 __all__ = [
-    'ConvActNorm', 'ZeroConv2D', 'GlowConditioner',
+    'Conditioner', 'ConditionerFn', 'ConvActNorm', 'ZeroConv2D', 'GlowConditioner',
     'glow_conditioner', 'zero_conditioner', 'actnorm_data_init',
 ]
+
+
+
+@runtime_checkable
+class Conditioner(Protocol):
+  """A coupling or split-prior network: `[N, H, W, in]` -> `[N, H, W, out]`.
+
+  Optional methods, used when present: `data_init(x)` (data-dependent init,
+  run by `Glow.initialize`, returns the output) and `split_call(x)`
+  (`(h[..., 0::2], h[..., 1::2])` of `h = net(x)` without strided slices).
+  """
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    ...
+
+
+class ConditionerFn(Protocol):
+  """The factory a coupling calls once to build its network.
+
+  `conditioner_fn(in_channels, out_channels, dtype=, seed=)`: `in_channels` is
+  the half the network reads, `out_channels` what the layer needs (2 per
+  transformed channel for affine, 1 for additive); `seed` is a Python int.
+  """
+
+  def __call__(self, in_channels: int, out_channels: int, *,
+               dtype: tf.DType, seed: Optional[int]) -> Conditioner:
+    ...
+
 
 _INIT_EPS = 1e-6
 # A channel whose std on the init batch is below this is treated as constant:
@@ -190,7 +219,7 @@ class GlowConditioner(tf.Module):
   def __call__(self, x):
     return self.conv_out(self._hidden(x))
 
-  def split_call(self, x):
+  def split_call(self, x: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """`(h[..., 0::2], h[..., 1::2])` of `h = self(x)`, without slicing."""
     return self.conv_out.split_call(self._hidden(x))
 
@@ -203,7 +232,8 @@ class GlowConditioner(tf.Module):
     return self.conv_out(self.conv_hidden.data_init(h))
 
 
-def glow_conditioner(hidden_channels, compute_dtype=None):
+def glow_conditioner(hidden_channels: int,
+                     compute_dtype: Optional[tf.DType] = None) -> ConditionerFn:
   """Returns a factory of `GlowConditioner`s with `hidden_channels` units.
 
   Args:
@@ -227,6 +257,8 @@ def glow_conditioner(hidden_channels, compute_dtype=None):
                            compute_dtype=compute_dtype)
 
 
-def zero_conditioner(in_channels, out_channels, *, dtype=tf.float32, seed=None):
+def zero_conditioner(in_channels: int, out_channels: int, *,
+                     dtype: tf.DType = tf.float32,
+                     seed: Optional[int] = None) -> 'ZeroConv2D':
   """Factory of the split prior's network: one `ZeroConv2D` (openai/glow)."""
   return ZeroConv2D(in_channels, out_channels, dtype, seed)
