@@ -17,10 +17,13 @@ def main(argv=None):
   parser.add_argument('--num', type=int, default=8, help='Samples per class.')
   parser.add_argument('--temperature', type=float, default=0.7)
   parser.add_argument('--seed', type=int, default=0, help='Seed of the noise.')
+  parser.add_argument('--scale', type=int, metavar='N',
+                      help='Upscale the grid N times, nearest neighbour (default: each '
+                      'image at least 96 px high; 1: one pixel per pixel).')
   args = parser.parse_args(argv)
   path = tasks.class_sample_grid(
       args.run_dir, args.output or f'{args.run_dir}/samples/class_samples.png',
-      args.num, args.temperature, seed=args.seed)
+      args.num, args.temperature, seed=args.seed, scale=args.scale)
   print(f'wrote {path}')
   return path
 

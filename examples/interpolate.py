@@ -22,11 +22,14 @@ def main(argv=None):
   parser.add_argument('--split', help='Split (default: the held-out one).')
   parser.add_argument('--seed', type=int, default=0, help='Seed of the choice of pairs.')
   parser.add_argument('--data-dir', help='TFDS data directory.')
+  parser.add_argument('--scale', type=int, metavar='N',
+                      help='Upscale the grid N times, nearest neighbour (default: each '
+                      'image at least 96 px high; 1: one pixel per pixel).')
   args = parser.parse_args(argv)
   path = tasks.interpolation_grid(
       args.run_dir, args.output or f'{args.run_dir}/samples/interpolation.png',
       num_pairs=args.pairs, num_steps=args.steps, split=args.split,
-      data_dir=args.data_dir, seed=args.seed)
+      data_dir=args.data_dir, seed=args.seed, scale=args.scale)
   print(f'wrote {path}')
   return path
 

@@ -27,12 +27,15 @@ def main(argv=None):
                       help='Training images averaged into the vector.')
   parser.add_argument('--output', help='PNG (default: RUN_DIR/samples/ATTRIBUTE.png).')
   parser.add_argument('--data-dir', help='TFDS data directory.')
+  parser.add_argument('--scale', type=int, metavar='N',
+                      help='Upscale the grid N times, nearest neighbour (default: each '
+                      'image at least 96 px high; 1: one pixel per pixel).')
   args = parser.parse_args(argv)
   path = tasks.manipulation_grid(
       args.run_dir, args.output or f'{args.run_dir}/samples/{args.attribute}.png',
       args.attribute, strengths=args.strengths,
       num_images=args.num_images, num_direction_images=args.num_direction_images,
-      data_dir=args.data_dir)
+      data_dir=args.data_dir, scale=args.scale)
   print(f'wrote {path}')
   return path
 

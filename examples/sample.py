@@ -17,11 +17,14 @@ def main(argv=None):
                       help='Comma-separated temperatures, one row each.')
   parser.add_argument('--num', type=int, default=8, help='Samples per row.')
   parser.add_argument('--seed', type=int, default=0, help='Seed of the noise.')
+  parser.add_argument('--scale', type=int, metavar='N',
+                      help='Upscale the grid N times, nearest neighbour (default: each '
+                      'image at least 96 px high; 1: one pixel per pixel).')
   args = parser.parse_args(argv)
   temperatures = [float(t) for t in args.temperatures.split(',')]
   path = tasks.sample_grid(
       args.run_dir, args.output or f'{args.run_dir}/samples/sample_grid.png',
-      temperatures, args.num, seed=args.seed)
+      temperatures, args.num, seed=args.seed, scale=args.scale)
   print(f'wrote {path}')
   return path
 

@@ -30,6 +30,9 @@ def main(argv=None):
   parser.add_argument('--smoke', action='store_true',
                       help='Tiny model, 2 batches: checks the set-up.')
   parser.add_argument('--data-dir', help='TFDS data directory.')
+  parser.add_argument('--grid-scale', type=int, metavar='N',
+                      help='Upscale the sample grids N times, nearest neighbour (default: '
+                      'each image at least 96 px high; 1: one pixel per pixel).')
   args = parser.parse_args(argv)
   config = None
   if not args.resume:
@@ -37,7 +40,7 @@ def main(argv=None):
     config = presets.smoke(config) if args.smoke else config
   run_dir = args.run_dir or f'runs/{args.preset}{"_smoke" if args.smoke else ""}'
   result = tasks.train(run_dir, config, resume=args.resume, epochs=args.epochs,
-                       data_dir=args.data_dir)
+                       data_dir=args.data_dir, grid_scale=args.grid_scale)
   e = result.evaluation
   print(f'held-out bits/dim: {e.bits_per_dim:.4f} +/- {e.standard_error:.4f} '
         f'({e.num_images} images); samples: {result.samples}')

@@ -67,7 +67,7 @@ def test_sample_grid_writes_seeded_pngs_and_tensorboard_images(tmp_path):
                                    num_samples=6, seed=3, log_dir=log_dir)
   every_2 = glow_callbacks.SampleGrid(str(tmp_path / 'every2'),
                                       every_n_epochs=2, num_samples=4,
-                                      temperatures=(0.5,), rows=1)
+                                      temperatures=(0.5,), rows=1, scale=1)
   history = model.fit(dataset, epochs=2, validation_data=dataset, verbose=0,
                       callbacks=[grid, every_2,
                                  keras.callbacks.TensorBoard(log_dir)])
@@ -76,9 +76,10 @@ def test_sample_grid_writes_seeded_pngs_and_tensorboard_images(tmp_path):
   assert names == ['epoch_001_t0.7.png', 'epoch_001_t1.0.png',
                    'epoch_002_t0.7.png', 'epoch_002_t1.0.png']
   assert os.listdir(tmp_path / 'every2') == ['epoch_002_t0.5.png']
-  # 6 samples: 3 rows x 2 columns of 8x8 tiles, 1 pixel apart.
+  # 6 samples: 3 rows x 2 columns of 8x8 tiles, 1 pixel apart, all upscaled
+  # x12 by default (tiles 96 pixels high); scale=1 keeps one pixel per pixel.
   pngs = {n: _decode(os.path.join(png_dir, n)) for n in names}
-  assert all(p.shape == (26, 17, 1) and p.dtype == np.uint8
+  assert all(p.shape == (26 * 12, 17 * 12, 1) and p.dtype == np.uint8
              for p in pngs.values())
   assert _decode(str(tmp_path / 'every2' / 'epoch_002_t0.5.png')).shape == (
       8, 35, 1)
@@ -94,7 +95,7 @@ def test_sample_grid_writes_seeded_pngs_and_tensorboard_images(tmp_path):
   images = _events(log_dir, 'samples')
   assert set(images) == {'samples/t0.7', 'samples/t1.0'}
   step, tensor = images['samples/t0.7'][1]
-  assert step == 1 and tensor[:2].tolist() == [b'17', b'26']  # width, height
+  assert step == 1 and tensor[:2].tolist() == [b'204', b'312']  # width, height
   np.testing.assert_array_equal(tf.io.decode_png(tensor[2]).numpy(),
                                 pngs['epoch_002_t0.7.png'])
   for run, key in (('train', 'bits_per_dim'),
@@ -155,6 +156,10 @@ def test_sample_grid_labels_epochs_and_errors(tmp_path):
     glow_callbacks.SampleGrid(str(tmp_path), num_samples=4, labels=[0, 1])
   with pytest.raises(TypeError, match='`seed` must be an int'):
     glow_callbacks.SampleGrid(str(tmp_path), seed=1.5)
+  with pytest.raises(ValueError, match='`scale` must be >= 1; got scale=0'):
+    glow_callbacks.SampleGrid(str(tmp_path), scale=0)
+  with pytest.raises(TypeError, match='`scale` must be an int'):
+    glow_callbacks.SampleGrid(str(tmp_path), scale=2.5)
 
 
 class _Interrupt(keras.callbacks.Callback):

@@ -13,6 +13,7 @@ import tfp_glow
 from tfp_glow import cli
 from tfp_glow import presets
 from tfp_glow import runs
+from tfp_glow import tasks
 
 
 def _command(*args):
@@ -71,7 +72,10 @@ def test_train_smoke_writes_the_run_and_prints_bits_per_dim(trained):
   assert (f'Held-out bits/dim (test split, 16 images): '
           f'{evaluation["bits_per_dim"]:.4f} +/- ') in result.stdout
   grid = os.path.join(path, 'samples', 'temperatures.png')
-  assert f'{grid}' in result.stdout and os.path.getsize(grid) > 0
+  assert f'{grid}' in result.stdout
+  # 4 temperatures x 8 samples of 28x28, upscaled x4 by default.
+  assert tf.io.decode_png(tf.io.read_file(grid)).numpy().shape == (
+      (4 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
   # The Keras progress bar reports the training bits/dim.
   assert 'bits_per_dim:' in result.stdout
 
@@ -93,11 +97,39 @@ def test_sample_evaluate_and_export_a_trained_run(trained, tmp_path):
     out[name], stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
   image = tf.io.decode_png(tf.io.read_file(grid)).numpy()
-  assert image.shape == (2 * 29 - 1, 4 * 29 - 1, 1)
+  assert image.shape == ((2 * 29 - 1) * 4, (4 * 29 - 1) * 4, 1)  # x4
   # The same checkpoint, images and noise seed as train's final figure.
   expected = runs.read_evaluation(path)['bits_per_dim']
   assert f'bits/dim: {expected:.4f} +/- ' in out['evaluate']
   assert 'Exported a SavedModel' in out['export']
+
+
+def test_sample_scale(run_dir, tmp_path, capsys):
+  path, _ = run_dir
+  sizes = {}
+  for name, flags in (('default', []), ('x3', ['--scale', '3'])):
+    output = str(tmp_path / f'{name}.png')
+    assert cli.main(['sample', '--run-dir', path, '--output', output,
+                     '--temperatures', '1.0', '--num', '2', *flags]) == 0
+    assert f'Wrote {output}' in capsys.readouterr().out
+    sizes[name] = tf.io.decode_png(tf.io.read_file(output)).numpy().shape
+  # One row of two 8x8 samples: x12 by default (96 pixels high), else x3.
+  assert sizes == {'default': (8 * 12, 17 * 12, 1), 'x3': (8 * 3, 17 * 3, 1)}
+
+
+def test_train_passes_the_grid_scale(monkeypatch, tmp_path, capsys):
+  seen = {}
+
+  def train(*args, **kwargs):
+    seen.update(kwargs)
+    raise ValueError('stopped before training')
+
+  monkeypatch.setattr(tasks, 'train', train)
+  for flags, scale in (([], None), (['--grid-scale', '2'], 2)):
+    assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
+                     *flags]) == 2
+    assert 'stopped before training' in capsys.readouterr().err
+    assert seen.pop('grid_scale') == scale
 
 
 _ERRORS = {
@@ -143,7 +175,18 @@ _ERRORS = {
         ['sample', '--run-dir', '{tmp}', '--temperatures', 'hot'],
         'tfp-glow sample: error: argument --temperatures: must be '
         'comma-separated numbers'),
+    'bad scale': (
+        ['sample', '--run-dir', '{tmp}', '--scale', '0'],
+        "tfp-glow sample: error: argument --scale: must be an integer >= 1; "
+        "got '0'"),
+    'bad grid scale': (
+        ['train', '--smoke', '--run-dir', '{tmp}/g', '--grid-scale', '1.5'],
+        "tfp-glow train: error: argument --grid-scale: must be an integer >= "
+        "1; got '1.5'"),
 }
+
+# Rejected by argparse, which exits (status 2) instead of returning.
+_ARGPARSE_ERRORS = ('bad temperatures', 'bad scale', 'bad grid scale')
 
 
 # The issue's four cases also run as real processes (exit status, stderr).
@@ -169,8 +212,8 @@ def _args(name, tmp):
 
 @pytest.mark.parametrize('name', sorted(_ERRORS))
 def test_errors_are_one_line(error_dir, name, capsys):
-  returncode = cli.main(_args(name, error_dir)) if 'temperatures' not in name \
-      else _argparse_status(name, error_dir)
+  returncode = cli.main(_args(name, error_dir)) \
+      if name not in _ARGPARSE_ERRORS else _argparse_status(name, error_dir)
   assert returncode == 2
   stderr = capsys.readouterr().err
   assert stderr.strip().splitlines()[-1].startswith(_ERRORS[name][1]), stderr

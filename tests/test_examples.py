@@ -38,8 +38,14 @@ def test_train_smoke_then_resume(offline_run, capsys):
   run_dir, result = offline_run
   assert result.epochs == 1 and np.isfinite(result.evaluation.bits_per_dim)
   resumed = _example('train').main(['--resume', '--run-dir', run_dir,
-                                    '--epochs', '2'])
+                                    '--epochs', '2', '--grid-scale', '1'])
   assert resumed.epochs == 2
+  # Epoch 1's grid at the default x4; the resumed epoch's at --grid-scale 1.
+  samples = os.path.join(run_dir, 'samples')
+  assert _png(os.path.join(samples, 'epoch_001.png')).shape == (
+      (8 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
+  assert _png(os.path.join(samples, 'epoch_002.png')).shape == (
+      8 * 29 - 1, 8 * 29 - 1, 1)
   assert runs.read_evaluation(run_dir)['epochs'] == 2
   assert 'held-out bits/dim' in capsys.readouterr().out
 
@@ -49,6 +55,10 @@ def test_sample(offline_run, tmp_path):
   path = _example('sample').main(['--run-dir', run_dir, '--temperatures',
                                   '0.5,1.0', '--num', '3', '--output',
                                   str(tmp_path / 's.png')])
+  assert _png(path).shape == ((2 * 29 - 1) * 4, (3 * 29 - 1) * 4, 1)  # x4
+  path = _example('sample').main(['--run-dir', run_dir, '--temperatures',
+                                  '0.5,1.0', '--num', '3', '--output',
+                                  str(tmp_path / 's1.png'), '--scale', '1'])
   assert _png(path).shape == (2 * 29 - 1, 3 * 29 - 1, 1)
 
 
@@ -57,7 +67,7 @@ def test_interpolate(offline_run):
   path = _example('interpolate').main(['--run-dir', run_dir, '--pairs', '2',
                                        '--steps', '5'])
   assert path == os.path.join(run_dir, 'samples', 'interpolation.png')
-  assert _png(path).shape == (2 * 29 - 1, 5 * 29 - 1, 1)
+  assert _png(path).shape == ((2 * 29 - 1) * 4, (5 * 29 - 1) * 4, 1)
 
 
 def test_evaluate_matches_the_training_figure(offline_run):
@@ -77,7 +87,7 @@ def test_class_samples_on_mock_cifar10(tmp_path):
     _example('train').main(['--preset', 'cifar10_conditional', '--smoke',
                             '--run-dir', run_dir])
   path = _example('class_samples').main(['--run-dir', run_dir, '--num', '2'])
-  assert _png(path).shape == (10 * 33 - 1, 2 * 33 - 1, 3)
+  assert _png(path).shape == ((10 * 33 - 1) * 3, (2 * 33 - 1) * 3, 3)  # x3
 
 
 def test_manipulate_on_mock_celeb_a(tmp_path):
@@ -89,4 +99,4 @@ def test_manipulate_on_mock_celeb_a(tmp_path):
         '--run-dir', run_dir, '--attribute', 'Eyeglasses', '--strengths',
         '-1', '0', '1', '--num-images', '2', '--num-direction-images', '16'])
   assert path.endswith('Eyeglasses.png')
-  assert _png(path).shape == (2 * 65 - 1, 3 * 65 - 1, 3)
+  assert _png(path).shape == ((2 * 65 - 1) * 2, (3 * 65 - 1) * 2, 3)  # x2

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -75,6 +76,32 @@ _CHILD = textwrap.dedent('''
     layer = keras.layers.TFSMLayer(path, call_endpoint='log_prob')
     out['tfsm_log_prob'] = np.asarray(layer(images, **kw)['log_prob'])
     np.savez(sys.argv[3], **{k: np.asarray(v) for k, v in out.items()})
+
+    # What a client with only the SavedModel sees: the declared shapes, and
+    # the message of a wrong shape through a signature and an attribute.
+    def shapes(specs):
+      return {k: s.shape.as_list() for k, s in specs.items()}
+    declared = {name: {'inputs': shapes(fn.structured_input_signature[1]),
+                       'outputs': shapes(fn.structured_outputs)}
+                for name, fn in sig.items()}
+    def error(call):
+      try:
+        call()
+      except Exception as e:  # Whatever TensorFlow raises, keep its text.
+        return type(e).__name__ + ': ' + str(e)
+      return 'no error'
+    narrow = images[:, :, 1:]              # 16 images of 8x7x1
+    wrong_latents = tf.zeros([16, 4, 4, 1])  # not 2x2x16
+    errors = {
+        'signature images': error(
+            lambda: sig['log_prob'](images=narrow, **kw)),
+        'attribute images': error(lambda: loaded.log_prob(narrow, **kw)),
+        'signature latents': error(
+            lambda: sig['decode'](latents=wrong_latents, **kw)),
+        'attribute latents': error(lambda: loaded.decode(wrong_latents, **kw)),
+    }
+    with open(sys.argv[4], 'w') as f:
+      json.dump({'declared': declared, 'errors': errors}, f)
 ''')
 
 
@@ -85,6 +112,12 @@ def exported(request, tmp_path_factory):
   path = str(tmp_path_factory.mktemp('export') / 'glow')
   export.export_saved_model(glow, path)
   return glow, pixels, labels, path
+
+
+@pytest.fixture(scope='module')
+def loaded(exported):
+  # Loaded once per export: the calls below never change its state.
+  return tf.saved_model.load(exported[3])
 
 
 def test_loads_and_serves_without_tfp_glow(exported, tmp_path):
@@ -98,7 +131,7 @@ def test_loads_and_serves_without_tfp_glow(exported, tmp_path):
   script.write_text(_CHILD)
   result = subprocess.run(
       [sys.executable, str(script), path, str(tmp_path / 'ref.npz'),
-       str(tmp_path / 'out.npz')],
+       str(tmp_path / 'out.npz'), str(tmp_path / 'out.json')],
       cwd=tmp_path, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   out = np.load(tmp_path / 'out.npz')
@@ -122,42 +155,120 @@ def test_loads_and_serves_without_tfp_glow(exported, tmp_path):
       out['sample'], glow.sample(4, temperature=0.7, seed=(5, 0), **skw),
       atol=1e-3)
 
+  with open(tmp_path / 'out.json') as f:
+    seen = json.load(f)
+  assert seen['declared'] == _expected_shapes(glow, labels is not None)
+  for way in ('signature', 'attribute'):
+    assert re.search(r'log_prob: `images` must have shape \[batch, 8, 8, 1\]; '
+                     r'got shape\] \[16 8 7 1\]',
+                     seen['errors'][f'{way} images']), seen['errors']
+    assert re.search(r'decode: `latents` must have shape \[batch, 2, 2, 16\]; '
+                     r'got shape\] \[16 4 4 1\]',
+                     seen['errors'][f'{way} latents']), seen['errors']
 
-def test_signature_names_and_shapes(exported):
-  glow, _, labels, path = exported
-  loaded = tf.saved_model.load(path)
+
+def _expected_shapes(glow, conditional):
+  # {signature: {'inputs': {name: shape}, 'outputs': ...}}; None: the batch.
+  images = [None] + list(glow.image_shape)
+  latents = [None] + list(glow.latent_shape)
+  inputs = {'log_prob': {'images': images}, 'bits_per_dim': {'images': images},
+            'sample': {'num': [], 'temperature': [], 'seed': []},
+            'encode': {'images': images}, 'decode': {'latents': latents}}
+  outputs = {'log_prob': {'log_prob': [None]},
+             'bits_per_dim': {'bits_per_dim': [None]},
+             'sample': {'images': images}, 'encode': {'latents': latents},
+             'decode': {'images': images}}
+  labels = {'labels': [None]} if conditional else {}
+  return {name: {'inputs': dict(inputs[name], **labels),
+                 'outputs': outputs[name]} for name in export.SIGNATURES}
+
+
+def test_signatures_declare_their_shapes(exported, loaded):
+  glow, _, labels, _ = exported
   assert sorted(loaded.signatures) == sorted(export.SIGNATURES)
-  conditional = labels is not None
+  assert glow.latent_shape == (2, 2, 16)  # As the messages above expect.
+  expected = _expected_shapes(glow, labels is not None)
   for name, fn in loaded.signatures.items():
     inputs = fn.structured_input_signature[1]
-    assert ('labels' in inputs) == conditional, name
-  outputs = loaded.signatures['encode'].structured_outputs
-  assert outputs['latents'].shape.as_list() == [None] + list(glow.latent_shape)
-  outputs = loaded.signatures['sample'].structured_outputs
-  assert outputs['images'].shape.as_list()[1:] == list(IMAGE_SHAPE)
+    assert {k: s.shape.as_list() for k, s in inputs.items()} == (
+        expected[name]['inputs']), name
+    assert {k: s.shape.as_list() for k, s in fn.structured_outputs.items()} == (
+        expected[name]['outputs']), name
+
+
+def test_saved_model_cli_prints_the_declared_shapes(exported):
+  glow, _, labels, path = exported
+  cli = pathlib.Path(sys.executable).with_name('saved_model_cli')
+  result = subprocess.run([str(cli), 'show', '--dir', path, '--all'],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # The SignatureDefs, which TF Serving's metadata reports, come first; the
+  # "Concrete Functions" after them are the Python attributes (any shape).
+  text = result.stdout.split('\nConcrete Functions:')[0]
+  printed = {}
+  for block in text.split("\nsignature_def['")[1:]:
+    name = block.split("'", 1)[0]
+    printed[name] = {'inputs': {}, 'outputs': {}}
+    for kind, key, shape in re.findall(
+        r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: \w+\s+"
+        r"shape: ([^\n]+)", block):
+      printed[name][kind][key] = shape
+  assert printed.pop('__saved_model_init_op') == {
+      'inputs': {}, 'outputs': {'__saved_model_init_op': 'unknown_rank'}}
+
+  def as_printed(shape):  # (-1, 8, 8, 1), (-1) or ()
+    return '(' + ', '.join('-1' if d is None else str(d) for d in shape) + ')'
+
+  expected = _expected_shapes(glow, labels is not None)
+  assert printed == {
+      name: {kind: {k: as_printed(v) for k, v in shapes.items()}
+             for kind, shapes in table.items()}
+      for name, table in expected.items()}
 
 
 @pytest.mark.parametrize('signature,argument,shape', [
     ('log_prob', 'images', [2, 9, 9, 1]),
     ('bits_per_dim', 'images', [8, 8, 1]),
     ('encode', 'images', [2, 8, 8, 3]),
+    # The right sizes and one axis more: the declared rank must not hide it.
+    ('log_prob', 'images', [2, 8, 8, 1, 1]),
+    ('encode', 'images', []),
     ('decode', 'latents', [2, 4, 4, 4]),
+    ('decode', 'latents', [2, 2, 2, 16, 1]),
 ])
-def test_wrong_shapes_name_the_signature(exported, signature, argument, shape):
-  glow, _, labels, path = exported
-  loaded = tf.saved_model.load(path)
+@pytest.mark.parametrize('way', ['signature', 'attribute'])
+def test_wrong_shapes_name_the_signature(exported, loaded, signature, argument,
+                                         shape, way):
+  glow, _, labels, _ = exported
   kw = {'labels': tf.constant([0, 1], tf.int32)} if labels is not None else {}
   expected = glow.image_shape if argument == 'images' else glow.latent_shape
   expected = ', '.join(str(d) for d in expected)
+  got = ' '.join(str(d) for d in shape)
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=rf'{signature}: `{argument}` must have shape '
-                     rf'\[batch, {expected}\]'):
-    loaded.signatures[signature](**{argument: tf.zeros(shape)}, **kw)
+                     rf'\[batch, {expected}\]; got shape\] \[{got}\]'):
+    if way == 'signature':
+      loaded.signatures[signature](**{argument: tf.zeros(shape)}, **kw)
+    else:  # Positional, as `loaded.log_prob(images)` and TFSMLayer call it.
+      getattr(loaded, signature)(tf.zeros(shape), **kw)
 
 
-def test_wrong_dtype_is_rejected(exported):
-  _, _, labels, path = exported
-  loaded = tf.saved_model.load(path)
+def test_attributes_take_keywords_and_serve_the_signatures(exported, loaded):
+  _, pixels, labels, _ = exported
+  kw = {'labels': labels} if labels is not None else {}
+  served = loaded.signatures['encode'](images=pixels, **kw)['latents']
+  np.testing.assert_array_equal(
+      loaded.encode(images=pixels, **kw)['latents'], served)
+  np.testing.assert_array_equal(loaded.encode(pixels, **kw)['latents'], served)
+
+
+def test_export_saved_model_is_at_the_top_level():
+  assert tfp_glow.export_saved_model is export.export_saved_model
+  assert 'export_saved_model' in tfp_glow.__all__
+
+
+def test_wrong_dtype_is_rejected(exported, loaded):
+  _, _, labels, _ = exported
   kw = {'labels': tf.constant([0, 1], tf.int32)} if labels is not None else {}
   with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError),
                      match='expected to be a float tensor but is a int32'):

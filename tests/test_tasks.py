@@ -52,10 +52,11 @@ def test_train_writes_a_complete_run_directory(smoke_run):
   assert runs.read_evaluation(run_dir)['bits_per_dim'] == pytest.approx(
       result.evaluation.bits_per_dim)
   assert result.evaluation.num_images == SMOKE.eval_examples
-  # 8 samples at each of the 4 temperatures, 28x28 tiles with 1-pixel gaps.
-  assert _png(result.samples).shape == (4 * 29 - 1, 8 * 29 - 1, 1)
+  # 8 samples at each of the 4 temperatures, 28x28 tiles with 1-pixel gaps,
+  # upscaled x4 by default (tiles 112 pixels high).
+  assert _png(result.samples).shape == ((4 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
   assert _png(os.path.join(run_dir, 'samples', 'epoch_001.png')).shape == (
-      8 * 29 - 1, 8 * 29 - 1, 1)
+      (8 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
 
 
 def test_evaluate_is_the_mean_and_standard_error_of_bits_per_dim():
@@ -77,7 +78,7 @@ def test_resuming_replays_an_uninterrupted_run(tmp_path):
   # changes it, so this run keeps the rate constant.)
   config = presets.replace(SMOKE, epochs=2, flip=True, lr_schedule='constant')
   whole, part = str(tmp_path / 'whole'), str(tmp_path / 'part')
-  tasks.train(whole, config, verbose=0)
+  tasks.train(whole, config, verbose=0, grid_scale=1)
   tasks.train(part, presets.replace(config, epochs=1), verbose=0)
   resumed = tasks.train(part, resume=True, epochs=2, verbose=0)
   assert resumed.epochs == 2
@@ -86,6 +87,11 @@ def test_resuming_replays_an_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   with open(os.path.join(part, 'metrics.csv')) as f:
     assert [r['epoch'] for r in csv.DictReader(f)] == ['0', '1']
+  # grid_scale=1: every grid of the run at one pixel per pixel.
+  for name, rows in (('epoch_001.png', 8), ('epoch_002.png', 8),
+                     ('temperatures.png', 4)):
+    assert _png(os.path.join(whole, 'samples', name)).shape == (
+        rows * 29 - 1, 8 * 29 - 1, 1), name
 
 
 def test_train_refuses_to_overwrite_and_to_resume_nothing(smoke_run, tmp_path):
@@ -94,18 +100,41 @@ def test_train_refuses_to_overwrite_and_to_resume_nothing(smoke_run, tmp_path):
     tasks.train(run_dir, SMOKE)
   with pytest.raises(FileNotFoundError, match='no checkpoint to resume'):
     tasks.train(str(tmp_path), resume=True)
+  # A bad grid scale stops before any training, not after the first epoch.
+  fresh = str(tmp_path / 'fresh')
+  with pytest.raises(ValueError,
+                     match='`grid_scale` must be >= 1; got grid_scale=0'):
+    tasks.train(fresh, SMOKE, grid_scale=0)
+  assert not runs.has_checkpoint(fresh)
 
 
 def test_temperature_grid_rows_share_their_noise(smoke_run, tmp_path):
   run_dir, _ = smoke_run
   grid = _png(tasks.sample_grid(run_dir, str(tmp_path / 's.png'), (0.0, 1.0),
                                 num_per_temperature=3))
-  tiles = [grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28]
+  assert grid.shape == ((2 * 29 - 1) * 4, (3 * 29 - 1) * 4, 1)  # x4
+  tiles = [grid[r * 116:r * 116 + 112, c * 116:c * 116 + 112]
            for r in range(2) for c in range(3)]
   # Temperature 0 decodes the zero latent: one image, three times.
   np.testing.assert_array_equal(tiles[0], tiles[1])
   np.testing.assert_array_equal(tiles[0], tiles[2])
   assert not np.array_equal(tiles[3], tiles[4])
+
+
+def test_sample_grid_scale(smoke_run, tmp_path):
+  run_dir, _ = smoke_run
+  glow = runs.load_glow(run_dir)
+  one = _png(tasks.sample_grid(glow, str(tmp_path / '1.png'), (0.5, 1.0),
+                               num_per_temperature=3, scale=1))
+  assert one.shape == (2 * 29 - 1, 3 * 29 - 1, 1)
+  three = _png(tasks.sample_grid(glow, str(tmp_path / '3.png'), (0.5, 1.0),
+                                 num_per_temperature=3, scale=3))
+  # The same samples, each pixel a 3x3 block.
+  np.testing.assert_array_equal(three, np.repeat(np.repeat(one, 3, 0), 3, 1))
+  path = str(tmp_path / 'bad.png')
+  with pytest.raises(ValueError, match='`scale` must be >= 1; got scale=0'):
+    tasks.sample_grid(glow, path, scale=0)
+  assert not os.path.exists(path)
 
 
 def test_interpolation_ends_reconstruct_the_images(smoke_run):
@@ -124,7 +153,10 @@ def test_interpolation_grid(smoke_run, tmp_path):
   run_dir, _ = smoke_run
   path = tasks.interpolation_grid(run_dir, str(tmp_path / 'i.png'),
                                   num_pairs=3, num_steps=4)
-  assert _png(path).shape == (3 * 29 - 1, 4 * 29 - 1, 1)
+  assert _png(path).shape == ((3 * 29 - 1) * 4, (4 * 29 - 1) * 4, 1)
+  path = tasks.interpolation_grid(run_dir, str(tmp_path / 'i2.png'),
+                                  num_pairs=3, num_steps=4, scale=2)
+  assert _png(path).shape == ((3 * 29 - 1) * 2, (4 * 29 - 1) * 2, 1)
 
 
 def test_attribute_direction_and_manipulation(smoke_run):
@@ -151,7 +183,12 @@ def test_manipulation_grid_on_mock_celeb_a(tmp_path):
     path = tasks.manipulation_grid(str(tmp_path), str(tmp_path / 'smile.png'),
                                    'Smiling', strengths=(-1.0, 0.0, 1.0),
                                    num_images=2, num_direction_images=16)
-  assert _png(path).shape == (2 * 65 - 1, 3 * 65 - 1, 3)
+    one = tasks.manipulation_grid(str(tmp_path), str(tmp_path / 'one.png'),
+                                  'Smiling', strengths=(-1.0, 0.0, 1.0),
+                                  num_images=2, num_direction_images=16,
+                                  scale=1)
+  assert _png(path).shape == ((2 * 65 - 1) * 2, (3 * 65 - 1) * 2, 3)  # x2
+  assert _png(one).shape == (2 * 65 - 1, 3 * 65 - 1, 3)
 
 
 def test_class_samples_need_and_use_a_conditional_model(smoke_run, tmp_path):
@@ -163,6 +200,9 @@ def test_class_samples_need_and_use_a_conditional_model(smoke_run, tmp_path):
   assert runs.load_glow(conditional).num_classes == 10
   path = tasks.class_sample_grid(conditional, str(tmp_path / 'c.png'),
                                  num_per_class=3)
+  assert _png(path).shape == ((10 * 29 - 1) * 4, (3 * 29 - 1) * 4, 1)
+  path = tasks.class_sample_grid(conditional, str(tmp_path / 'c1.png'),
+                                 num_per_class=3, scale=1)
   assert _png(path).shape == (10 * 29 - 1, 3 * 29 - 1, 1)
 
 

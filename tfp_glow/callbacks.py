@@ -71,6 +71,10 @@ class SampleGrid(keras.callbacks.Callback):
   log_dir/samples: tf.summary.image('samples/t{T}', grid, step=e - 1)
   ```
 
+  Both grids are upscaled `scale` times, nearest neighbour: by default so
+  that each tile is at least 96 pixels high (8x8 images x12, 28x28 x4,
+  32x32 x3, 64x64 x2).
+
   The seed is stateless: the same weights, `seed` and epoch give the same
   picture, and one seed draws the same latents (scaled by `T`) at every
   temperature. The TensorBoard step is `e - 1`, the step of the
@@ -93,6 +97,10 @@ class SampleGrid(keras.callbacks.Callback):
       to its `samples` subdirectory. Default value: `None`.
     rows: Python `int` or `None`, rows of the grid; `None` for
       `ceil(sqrt(num_samples))`. Default value: `None`.
+    scale: Python `int` >= 1, or `None` for the smallest factor that makes
+      a tile at least `images.MIN_TILE_HEIGHT` (96) pixels high
+      (`images.grid_scale`); 1 writes one pixel per pixel.
+      Default value: `None`.
     glow: the `tfp_glow.Glow` to sample, or `None` for `model.glow`.
       Default value: `None`.
 
@@ -113,7 +121,7 @@ class SampleGrid(keras.callbacks.Callback):
 
   def __init__(self, directory=None, every_n_epochs=1, temperatures=(0.7, 1.0),
                num_samples=16, seed=0, labels=None, *, log_dir=None,
-               rows=None, glow=None):
+               rows=None, scale=None, glow=None):
     super().__init__()
     if directory is None and log_dir is None:
       raise ValueError('SampleGrid needs `directory` (PNG files) or `log_dir` '
@@ -131,6 +139,9 @@ class SampleGrid(keras.callbacks.Callback):
     self.seed = _numbers.integer('seed', seed)
     self.rows = None if rows is None else _validation.positive_int('rows',
                                                                    rows)
+    # Checked here; `None` becomes a factor at each grid, from the height.
+    self.scale = None if scale is None else _validation.positive_int('scale',
+                                                                     scale)
     self.labels = _labels(labels, self.num_samples)
     self._glow = glow
     self._writer = None
@@ -183,11 +194,12 @@ class SampleGrid(keras.callbacks.Callback):
       path = os.path.join(self.directory,
                           f'epoch_{epoch:03d}_t{temperature}.png')
       glow_images.save_png_grid(path, samples, self._sample_glow().num_bits,
-                                self.rows)
+                                self.rows, scale=self.scale)
       self.paths.append(path)
     if self._writer is not None:
       pixels = glow_images.to_uint8(samples, self._sample_glow().num_bits)
-      grid = glow_images.image_grid(pixels.numpy(), self.rows)
+      grid = glow_images.image_grid(pixels.numpy(), self.rows,
+                                    scale=self.scale)
       with self._writer.as_default():
         tf.summary.image(f'samples/t{temperature}', grid[np.newaxis],
                          step=epoch - 1)

@@ -70,8 +70,8 @@ def _train(args):
     ignored += ['--smoke'] if args.smoke else []
     if ignored:
       raise ValueError(f'--resume continues the run\'s own config.json; drop '
-                       f'{", ".join(ignored)} (only --epochs, --data-dir and '
-                       '--quiet apply).')
+                       f'{", ".join(ignored)} (only --epochs, --data-dir, '
+                       '--quiet and --grid-scale apply).')
     config = None
     print(f'Resuming {run_dir}')
   else:
@@ -87,7 +87,8 @@ def _train(args):
           f'{config.epochs} epochs')
   result = tasks.train(run_dir, config, resume=args.resume,
                        epochs=changes.get('epochs') if args.resume else None,
-                       data_dir=args.data_dir, verbose=0 if args.quiet else 1)
+                       data_dir=args.data_dir, verbose=0 if args.quiet else 1,
+                       grid_scale=args.grid_scale)
   e = result.evaluation
   split = runs.read_evaluation(run_dir)['split']
   print(f'Held-out bits/dim ({split} split, {e.num_images} images): '
@@ -106,10 +107,11 @@ def _sample(args):
   _check_writable('--output', output)
   if args.per_class:
     path = tasks.class_sample_grid(args.run_dir, output, args.num,
-                                   args.temperatures[0], seed=args.seed)
+                                   args.temperatures[0], seed=args.seed,
+                                   scale=args.scale)
   else:
     path = tasks.sample_grid(args.run_dir, output, args.temperatures,
-                             args.num, seed=args.seed)
+                             args.num, seed=args.seed, scale=args.scale)
   print(f'Wrote {path}')
 
 
@@ -156,6 +158,24 @@ def _temperatures(text):
   return values
 
 
+def _scale(text):
+  # Checked here, before TensorFlow starts, as tfp_glow.images would later.
+  try:
+    value = int(text)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(
+        f'must be an integer >= 1; got {text!r}') from e
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be an integer >= 1; got {text!r}')
+  return value
+
+
+_SCALE_HELP = ('Upscale the grid N times, nearest neighbour (each pixel an '
+               'NxN block); 1: one pixel per pixel. Default: the smallest N '
+               'that makes each image at least 96 pixels high (28x28 x4, '
+               '32x32 x3, 64x64 x2).')
+
+
 def _add_train(commands):
   p = commands.add_parser(
       'train', help='Train a Glow and write a run directory.',
@@ -173,7 +193,7 @@ def _add_train(commands):
                  'runs/PRESET_smoke with --smoke).')
   p.add_argument('--resume', action='store_true', help='Continue the newest '
                  'checkpoint of --run-dir with its config.json (only '
-                 '--epochs, --data-dir and --quiet apply).')
+                 '--epochs, --data-dir, --quiet and --grid-scale apply).')
   p.add_argument('--smoke', action='store_true', help='Tiny model (1 step per '
                  'level, width 8), 1 epoch of 2 batches of 8 images, 16 '
                  'held-out images: checks the set-up in seconds.')
@@ -188,6 +208,9 @@ def _add_train(commands):
   p.add_argument('--data-dir', help='TFDS data directory (default: TFDS\'s).')
   p.add_argument('--quiet', action='store_true',
                  help='No Keras progress bars.')
+  p.add_argument('--grid-scale', type=_scale, metavar='N',
+                 help=_SCALE_HELP.replace('the grid', 'the sample grids '
+                                          '(samples/*.png)'))
   p.set_defaults(handler=_train)
 
 
@@ -206,6 +229,7 @@ def _add_sample(commands):
   p.add_argument('--per-class', action='store_true', help='One row per class '
                  '(class-conditional runs only).')
   p.add_argument('--seed', type=int, default=0, help='Seed of the noise.')
+  p.add_argument('--scale', type=_scale, metavar='N', help=_SCALE_HELP)
   p.set_defaults(handler=_sample)
 
 

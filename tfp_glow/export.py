@@ -1,5 +1,7 @@
 """SavedModel export: serve a trained Glow where only TensorFlow is installed."""
 
+import inspect
+
 import tensorflow as tf
 
 __all__ = ['export_saved_model', 'SIGNATURES']
@@ -16,12 +18,18 @@ def _checked(images, expected_shape, signature, what):
   expected = list(expected_shape)
   message = (f'{signature}: `{what}` must have shape [batch, '
              f'{", ".join(str(d) for d in expected)}]')
-  # Pad the actual shape so that a wrong rank cannot break the comparison.
-  padded = tf.concat([tf.shape(images), tf.zeros([len(expected) + 1],
-                                                 tf.int32)], axis=0)
-  ok = tf.logical_and(
-      tf.equal(tf.rank(images), len(expected) + 1),
-      tf.reduce_all(tf.equal(padded[1:len(expected) + 1], expected)))
+  # The check reads only the runtime shape vector, never `tf.rank`: Grappler
+  # may fold a rank to the one the graph declares or implies (through
+  # `ensure_shape` below), which a wrong input does not have; with TF 2.21 a
+  # [2, 8, 8, 1, 1] batch got past a rank check that way. With rank r and n
+  # sizes expected, the shape padded with -1s (no size is negative; n + 2 of
+  # them, so that every index below exists for any r) has -1 at index n + 1
+  # if and only if r <= n + 1, and the expected sizes at 1..n only if
+  # r >= n + 1.
+  n = len(expected)
+  padded = tf.concat([tf.shape(images), tf.fill([n + 2], -1)], axis=0)
+  ok = tf.logical_and(tf.equal(padded[n + 1], -1),
+                      tf.reduce_all(tf.equal(padded[1:n + 1], expected)))
   check = tf.debugging.Assert(ok, [message + '; got shape', tf.shape(images)],
                               summarize=8)
   with tf.control_dependencies([check]):
@@ -78,15 +86,24 @@ class _Server(tf.Module):
 def _serve(server, dtype):
   """Attaches one `tf.function` per served method; returns the signatures.
 
-  The functions are attributes of the saved object as well as signatures:
-  `loaded.log_prob(images)` and `keras.layers.TFSMLayer(path, 'log_prob')`
-  accept positional arguments, signatures only keywords.
+  The signatures declare their shapes (`[None, H, W, C]` images,
+  `[None, *latent_shape]` latents), so that `saved_model_cli show` and TF
+  Serving's model metadata tell a client what to send. A signature does not
+  enforce them: a loaded signature called from Python falls back to its flat
+  signature, which checks dtypes only, and feeds whatever arrives to the
+  graph, where `_checked` rejects a wrong shape with a message naming the
+  signature.
 
-  Images and latents are declared with any shape, so that a wrong one reaches
-  `_checked` and fails with a message naming the signature.
+  The same functions are also attributes of the saved object:
+  `loaded.log_prob(images)` and `keras.layers.TFSMLayer(path, 'log_prob')`
+  accept positional arguments, signatures only keywords. A restored
+  attribute does enforce its input signature, before any graph runs, with a
+  `TypeError` that names neither the signature nor the argument; so the
+  attributes take images and latents of any shape, run `_checked` and call
+  the signature's function: one trace, the same graph for both.
   """
-  images = tf.TensorSpec(None, dtype, name='images')
-  latents = tf.TensorSpec(None, dtype, name='latents')
+  images = tf.TensorSpec([None] + server.image_shape, dtype, name='images')
+  latents = tf.TensorSpec([None] + server.latent_shape, dtype, name='latents')
   labels = tf.TensorSpec([None], tf.int32, name='labels')
   num = tf.TensorSpec([], tf.int32, name='num')
   temperature = tf.TensorSpec([], dtype, name='temperature')
@@ -96,14 +113,42 @@ def _serve(server, dtype):
       'sample': [num, temperature, seed], 'encode': [images],
       'decode': [latents],
   }
+  shaped = {'images': server.image_shape, 'latents': server.latent_shape}
   functions = {}
   for name, inputs in specs.items():
     if server.conditional:
       inputs = inputs + [labels]
-    fn = tf.function(getattr(server, '_' + name), input_signature=inputs)
-    setattr(server, name, fn)
-    functions[name] = fn.get_concrete_function()
+    method = getattr(server, '_' + name)
+    declared = tf.function(method, input_signature=inputs)
+    functions[name] = declared.get_concrete_function()
+    any_shape = [tf.TensorSpec(None, s.dtype, name=s.name)
+                 if s.name in shaped else s for s in inputs]
+    setattr(server, name, tf.function(
+        _checking(method, declared, name, shaped), input_signature=any_shape))
   return functions
+
+
+def _checking(method, declared, signature, shaped):
+  """`declared`, after `_checked` of its arguments named in `shaped`.
+
+  The checked arguments have the declared shapes, as `declared` requires
+  (inside, `_checked` runs again: it is what guards the signature). The
+  wrapper takes `method`'s parameters, names and defaults, so that the
+  attribute accepts the same positional and keyword arguments.
+  """
+  parameters = inspect.signature(method)
+
+  def call(*args, **kwargs):
+    bound = parameters.bind(*args, **kwargs)
+    for what, shape in shaped.items():
+      if what in bound.arguments:
+        bound.arguments[what] = _checked(bound.arguments[what], shape,
+                                         signature, what)
+    return declared(*bound.args, **bound.kwargs)
+
+  call.__signature__ = parameters
+  call.__name__ = signature
+  return call
 
 
 def export_saved_model(model_or_glow, path):
@@ -111,7 +156,8 @@ def export_saved_model(model_or_glow, path):
 
   The SavedModel needs only TensorFlow to load (`tf.saved_model.load`, or
   `keras.layers.TFSMLayer` in Keras 3). Its signatures, all with an unknown
-  batch size, are:
+  batch size, declare these shapes (`saved_model_cli show --dir path --all`
+  prints them, with -1 for the batch):
 
   ```none
   log_prob(images [N, H, W, C] float)          -> log_prob [N]
@@ -124,8 +170,12 @@ def export_saved_model(model_or_glow, path):
 
   A class-conditional model adds `labels [N] int32` to each. `images` are in
   pixel space `[0, 2**num_bits)`. A wrong shape fails at call time with a
-  message naming the signature and the expected shape. The data-init state and
-  every permutation are saved: nothing is re-initialised on load.
+  message naming the signature and the expected shape, such as ``[log_prob:
+  `images` must have shape [batch, 8, 8, 1]; got shape] [2 9 9 1]``, called
+  as a signature (`loaded.signatures['log_prob'](images=x)`) or as an
+  attribute (`loaded.log_prob(x)`, which accepts any shape and checks it in
+  the graph). The data-init state and every permutation are saved: nothing
+  is re-initialised on load.
 
   Args:
     model_or_glow: a `tfp_glow.Glow`, or a model with a `glow` attribute

@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from tfp_glow import _validation
 from tfp_glow import data
 from tfp_glow import images as images_lib
 from tfp_glow import presets
@@ -76,7 +77,7 @@ def build_model(config, steps_per_epoch=None):
 
 
 def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
-          verbose=1):
+          verbose=1, grid_scale=None):
   """Trains a Glow into `run_dir`; returns held-out bits/dim and sample paths.
 
   Each epoch appends to `metrics.csv` (Keras `CSVLogger`: loss,
@@ -93,6 +94,9 @@ def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
     epochs: total epochs, overriding the config's (for `resume`).
     data_dir: TFDS data directory.
     verbose: Keras `fit` verbosity (1: progress bars).
+    grid_scale: nearest-neighbour upscaling of the sample grids
+      (`images.save_png_grid`): `None` for tiles at least 96 pixels high
+      (28x28 digits x4), or an int >= 1 (1: one pixel per pixel).
 
   Returns:
     A `TrainResult(run_dir, epochs, evaluation, samples, seconds)`.
@@ -101,7 +105,7 @@ def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
     FileExistsError: if `run_dir` holds checkpoints and `resume` is False.
     FileNotFoundError: if `resume` and `run_dir` has no checkpoint.
     PermissionError: if `run_dir` is not writable.
-    ValueError: for a bad config.
+    ValueError: for a bad config or `grid_scale`.
     FloatingPointError: if training stopped on a non-finite loss/gradient.
 
   #### Examples
@@ -114,6 +118,10 @@ def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
   """
   start = time.time()
   config = _train_config(run_dir, config, resume, epochs)
+  # Checked before training, not at the end of the first epoch.
+  if grid_scale is not None:
+    _validation.positive_int('grid_scale', grid_scale)
+  scale = images_lib.grid_scale(config.image_shape[0], grid_scale)
   steps = _steps_per_epoch(config, data_dir)
   model = build_model(config, steps)
   manager = runs.training_checkpoint(model, run_dir)
@@ -127,7 +135,7 @@ def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
   held_out = _held_out_data(config, data_dir)
   evaluations = {}
   callbacks = _callbacks(model, config, run_dir, manager, held_out,
-                         evaluations, resume)
+                         evaluations, resume, scale)
   model.fit(train_data, epochs=config.epochs, initial_epoch=first_epoch,
             steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
             shuffle=False)
@@ -141,7 +149,7 @@ def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
       epochs=config.epochs))
   samples = sample_grid(
       model.glow, os.path.join(run_dir, runs.SAMPLES_DIR, 'temperatures.png'),
-      seed=config.seed)
+      seed=config.seed, scale=scale)
   return TrainResult(run_dir, config.epochs, evaluation, samples,
                      time.time() - start)
 
@@ -200,34 +208,43 @@ def evaluate_run(run_dir, split=None, *, batch_size=None, num_examples=None,
 
 
 def sample_grid(glow_or_run_dir, path, temperatures=DEFAULT_TEMPERATURES,
-                num_per_temperature=8, seed=0):
+                num_per_temperature=8, seed=0, *, scale=None):
   """Writes a PNG grid of samples: one row per temperature, same noise.
 
   Every row decodes the same standard-normal draws scaled by its temperature.
-  A conditional model's columns cycle through the classes. Returns `path`.
+  A conditional model's columns cycle through the classes. The grid is
+  upscaled `scale` times, nearest neighbour (`images.save_png_grid`): `None`
+  for tiles at least 96 pixels high, or an int >= 1. Returns `path`.
   """
   glow = _glow(glow_or_run_dir)
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
   conditional = bool(glow.num_classes)
   draw = _functions(glow).sampler(num_per_temperature, conditional)
   labels = ((tf.range(num_per_temperature) % glow.num_classes,)
             if conditional else ())
   rows = [draw(tf.constant(t, tf.float32), tf.constant([seed, 0], tf.int32),
                *labels) for t in temperatures]
-  return _save(path, tf.concat(rows, axis=0), glow, rows=len(temperatures))
+  return _save(path, tf.concat(rows, axis=0), glow, rows=len(temperatures),
+               scale=scale)
 
 
 def class_sample_grid(glow_or_run_dir, path, num_per_class=8,
-                      temperature=0.7, seed=0):
-  """Writes a PNG grid of a conditional model's samples, one row per class."""
+                      temperature=0.7, seed=0, *, scale=None):
+  """Writes a PNG grid of a conditional model's samples, one row per class.
+
+  `scale` upscales the grid as in `sample_grid`. Returns `path`.
+  """
   glow = _glow(glow_or_run_dir)
   if not glow.num_classes:
     raise ValueError('class-conditional samples need a conditional model '
                      '(trained with conditional=True / --conditional).')
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
   draw = _functions(glow).sampler(num_per_class, conditional=True)
   rows = [draw(tf.constant(temperature, tf.float32),
                tf.constant([seed, c], tf.int32),
                tf.fill([num_per_class], c)) for c in range(glow.num_classes)]
-  return _save(path, tf.concat(rows, axis=0), glow, rows=glow.num_classes)
+  return _save(path, tf.concat(rows, axis=0), glow, rows=glow.num_classes,
+               scale=scale)
 
 
 def interpolate(glow, start, end, num_steps=8, labels=None):
@@ -263,14 +280,16 @@ def interpolate(glow, start, end, num_steps=8, labels=None):
 
 
 def interpolation_grid(run_dir, path, *, num_pairs=4, num_steps=8, split=None,
-                       data_dir=None, seed=0, pool=500):
+                       data_dir=None, seed=0, pool=500, scale=None):
   """Writes interpolations between pairs of held-out images (rows) as a PNG.
 
   The pairs are drawn at random (by `seed`) from the first `pool` images of
   `split` (default: the held-out split); for a conditional model both images
-  of a pair have the same class. Returns `path`.
+  of a pair have the same class. `scale` upscales the grid as in
+  `sample_grid`. Returns `path`.
   """
   glow, config = runs.load_glow(run_dir), _run_config(run_dir)
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
   x, labels = _first_images(config, split, pool, data_dir)
   if x.shape[0] < 2 * num_pairs:
     raise ValueError(f'`num_pairs`={num_pairs} needs {2 * num_pairs} images; '
@@ -285,7 +304,7 @@ def interpolation_grid(run_dir, path, *, num_pairs=4, num_steps=8, split=None,
   out = interpolate(glow, tf.gather(x, first), tf.gather(x, second), num_steps,
                     labels=pair_labels)
   return _save(path, tf.reshape(out, [-1] + list(glow.image_shape)), glow,
-               rows=len(first))
+               rows=len(first), scale=scale)
 
 
 def attribute_direction(glow, images, attribute, batch_size=64):
@@ -333,19 +352,22 @@ def manipulate(glow, images, direction, strengths=(-1.0, -0.5, 0.0, 0.5, 1.0)):
 
 def manipulation_grid(run_dir, path, attribute, *,
                       strengths=(-1.0, -0.5, 0.0, 0.5, 1.0), num_images=4,
-                      num_direction_images=1000, split=None, data_dir=None):
+                      num_direction_images=1000, split=None, data_dir=None,
+                      scale=None):
   """Writes attribute edits of held-out images: one row per image, one
   column per strength; the direction comes from the first
-  `num_direction_images` images of the training split. Returns `path`.
+  `num_direction_images` images of the training split. `scale` upscales the
+  grid as in `sample_grid`. Returns `path`.
   """
   glow, config = runs.load_glow(run_dir), _run_config(run_dir)
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
   train_images, has = _first_images(config, 'train', num_direction_images,
                                     data_dir, attribute=attribute)
   direction = attribute_direction(glow, train_images, has)
   x, _ = _first_images(config, split, num_images, data_dir)
   out = manipulate(glow, x, direction, strengths)
   return _save(path, tf.reshape(out, [-1] + list(glow.image_shape)), glow,
-               rows=int(x.shape[0]))
+               rows=int(x.shape[0]), scale=scale)
 
 
 # ---------------------------------------------------------------- helpers.
@@ -452,7 +474,7 @@ def _held_out_data(config, data_dir):
 
 
 def _callbacks(model, config, run_dir, manager, held_out, evaluations,
-               resume):
+               resume, scale):
   """Held-out bits/dim and a sample grid each epoch, then the run files."""
   samples_dir = os.path.join(run_dir, runs.SAMPLES_DIR)
   glow = model.glow
@@ -469,7 +491,8 @@ def _callbacks(model, config, run_dir, manager, held_out, evaluations,
     temperature = tf.constant(config.temperature, tf.float32)
     x = tf.concat([draw(temperature, tf.constant([config.seed, row], tf.int32),
                         *labels) for row in range(8)], axis=0)
-    _save(os.path.join(samples_dir, f'epoch_{epoch + 1:03d}.png'), x, glow)
+    _save(os.path.join(samples_dir, f'epoch_{epoch + 1:03d}.png'), x, glow,
+          scale=scale)
 
   own = keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
   return [own] + runs.training_callbacks(run_dir, manager, append=resume)
@@ -496,10 +519,11 @@ def _encode(glow, x, labels=None):
   return glow.encode(tf.cast(x, glow.dtype) + 0.5, labels=labels)
 
 
-def _save(path, x, glow, rows=None):
+def _save(path, x, glow, rows=None, scale=None):
   """PNG grid of pixel-space images; non-finite pixels are drawn black."""
   x = tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
-  return images_lib.save_png_grid(path, x, num_bits=glow.num_bits, rows=rows)
+  return images_lib.save_png_grid(path, x, num_bits=glow.num_bits, rows=rows,
+                                  scale=scale)
 
 
 def _first_images(config, split, count, data_dir, attribute=None):
