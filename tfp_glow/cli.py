@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 from tfp_glow import presets
+from tfp_glow import vocabulary
 
 __all__ = ['main']
 
@@ -31,13 +32,15 @@ _OVERRIDES = (
      'downsampled_imagenet/64x64, lsun/bedroom, ...'),
     ('--image-size', int, 'Image height and width, divisible by '
      '2**num_levels (presets use the dataset\'s size).'),
-    ('--n-bits', int, 'Bits per pixel value, 1-8 (the paper uses 5 for '
-     'CelebA).'),
+    ('--num-bits', int, 'Bits per pixel value, 1-8 (the paper uses 5 for '
+     'CelebA); --n-bits is its old name.'),
     ('--num-levels', int, 'Levels (scales) L of the multi-scale flow.'),
     ('--num-steps', int, 'Flow steps K per level.'),
     ('--hidden-channels', int, 'Width of the coupling networks.'),
-    ('--coupling', str, 'Coupling layer: affine or additive.'),
-    ('--permutation', str, 'Channel mixing: lu, conv1x1, shuffle or reverse.'),
+    ('--coupling', str, 'Coupling layer: '
+     f'{" or ".join(vocabulary.COUPLINGS)}.'),
+    ('--permutation', str, 'Channel mixing: '
+     f'{", ".join(vocabulary.PERMUTATIONS)}.'),
     ('--epochs', int, 'Total epochs (full passes over the training split). '
      'With --resume: the new total.'),
     ('--batch-size', int, 'Training batch size.'),
@@ -50,6 +53,9 @@ _OVERRIDES = (
     ('--seed', int, 'Seed of the initial weights, data order, augmentation '
      'and dequantization noise.'),
 )
+
+# Flags renamed in v0.2, still accepted.
+_OLD_NAMES = {'--num-bits': ('--n-bits',)}
 
 
 def _train(args):
@@ -81,7 +87,7 @@ def _train(args):
     config = presets.replace(config, **changes)
     height, width, channels = config.image_shape
     print(f'Training preset {args.preset!r} into {run_dir}: dataset '
-          f'{config.dataset!r} {height}x{width}x{channels}, {config.n_bits}-bit, '
+          f'{config.dataset!r} {height}x{width}x{channels}, {config.num_bits}-bit, '
           f'{config.num_levels} levels x {config.num_steps} steps, width '
           f'{config.hidden_channels}, {config.coupling} coupling, '
           f'{config.epochs} epochs')
@@ -198,7 +204,9 @@ def _add_train(commands):
                  'level, width 8), 1 epoch of 2 batches of 8 images, 16 '
                  'held-out images: checks the set-up in seconds.')
   for flag, kind, text in _OVERRIDES:
-    p.add_argument(flag, type=kind, help=text + ' Default: the preset\'s.')
+    aliases = _OLD_NAMES.get(flag, ())
+    p.add_argument(flag, *aliases, type=kind,
+                   help=text + ' Default: the preset\'s.')
   p.add_argument('--flip', action='store_true',
                  help='Random horizontal flips of the training images.')
   p.add_argument('--conditional', action='store_true', help='Class-'

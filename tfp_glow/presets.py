@@ -14,6 +14,7 @@ from typing import Optional
 
 from tfp_glow import _validation
 from tfp_glow import data
+from tfp_glow import vocabulary
 
 __all__ = ['Config', 'PRESETS', 'DEFAULT', 'get', 'replace', 'check', 'smoke',
            'names']
@@ -29,7 +30,7 @@ class Config:
   Attributes:
     dataset: a name of `tfp_glow.data.names()`.
     image_size: image height and width, or `None` for the dataset's.
-    n_bits: bits per pixel value in [1, 8] (5 for the paper's CelebA).
+    num_bits: bits per pixel value in [1, 8] (5 for the paper's CelebA).
     flip: random horizontal flips of the training images.
     conditional: class-conditional model (top prior depends on the label,
       plus openai's classification loss of weight `weight_y`).
@@ -58,7 +59,7 @@ class Config:
   hidden_channels: int
   epochs: int
   image_size: Optional[int] = None
-  n_bits: int = 8
+  num_bits: int = 8
   flip: bool = False
   conditional: bool = False
   coupling: str = 'affine'
@@ -89,7 +90,14 @@ class Config:
 
   @classmethod
   def from_dict(cls, values):
-    """The `Config` of a `to_dict()` (as stored in a run's config.json)."""
+    """The `Config` of a `to_dict()` (as stored in a run's config.json).
+
+    Reads run directories written before v0.2 too, whose configs name the
+    bit depth `n_bits`.
+    """
+    values = dict(values)
+    if 'n_bits' in values and 'num_bits' not in values:
+      values['num_bits'] = values.pop('n_bits')
     return replace(cls(**_required(values)), **values)
 
 
@@ -140,12 +148,10 @@ def check(config):
         f'divisible by 2**num_levels = {scale} (num_levels='
         f'{config.num_levels}); use fewer levels or another image_size.')
   _validation.one_of('lr_schedule', config.lr_schedule, ('constant', 'cosine'))
-  _validation.one_of('coupling', config.coupling, ('affine', 'additive'))
-  _validation.one_of('permutation', config.permutation,
-                     ('lu', 'conv1x1', 'shuffle', 'reverse'))
+  vocabulary.check_coupling(config.coupling)
+  vocabulary.check_permutation(config.permutation)
   _validation.one_of('optimizer', config.optimizer, ('adam', 'adamax'))
-  if not 1 <= config.n_bits <= 8:
-    raise ValueError(f'`n_bits` must be in [1, 8]; got n_bits={config.n_bits}.')
+  vocabulary.check_num_bits(config.num_bits, maximum=8)  # 8-bit sources.
   if config.conditional and not data.num_classes(config.dataset):
     raise ValueError(f'a conditional model needs class labels; dataset '
                      f'{config.dataset!r} has none.')
@@ -169,17 +175,17 @@ PRESETS = {
     'mnist': _paper('mnist', num_levels=2, num_steps=32, epochs=100),
     'cifar10': _paper('cifar10', num_steps=32, epochs=1000),
     'cifar10_conditional': _paper(
-        'cifar10', num_steps=32, epochs=1000, coupling='additive', n_bits=5,
+        'cifar10', num_steps=32, epochs=1000, coupling='additive', num_bits=5,
         conditional=True),
     'imagenet32': _paper('downsampled_imagenet/32x32', num_steps=48,
                          epochs=100),
     'imagenet32_conditional': _paper(
         'imagenet_resized/32x32', num_steps=48, epochs=100,
-        coupling='additive', n_bits=5, conditional=True),
+        coupling='additive', num_bits=5, conditional=True),
     'imagenet64': _paper('downsampled_imagenet/64x64', num_levels=4,
                          num_steps=48, batch_size=16, epochs=100),
     'celeba64': _paper('celeb_a', num_levels=4, num_steps=32, batch_size=16,
-                       coupling='additive', n_bits=5, epochs=100),
+                       coupling='additive', num_bits=5, epochs=100),
     'lsun64': _paper('lsun/bedroom', num_steps=48, batch_size=16,
                      epochs=100),
 }

@@ -55,7 +55,7 @@ def build_glow(config):
               learn_top=config.learn_top,
               num_classes=(data.num_classes(config.dataset)
                            if config.conditional else None),
-              num_bits=config.n_bits, seed=config.seed)
+              num_bits=config.num_bits, seed=config.seed)
 
 
 def build_model(config, steps_per_epoch=None):
@@ -201,7 +201,7 @@ def evaluate_run(run_dir, split=None, *, batch_size=None, num_examples=None,
   dataset = data.load(
       config.dataset, split or data.held_out_split(config.dataset),
       batch_size=batch_size or config.eval_batch_size,
-      image_size=config.image_size, n_bits=config.n_bits,
+      image_size=config.image_size, num_bits=config.num_bits,
       labels=config.conditional, data_dir=data_dir, cache=False,
       num_examples=num_examples or config.eval_examples)
   return evaluate(glow, dataset, seed=seed)
@@ -326,7 +326,7 @@ def attribute_direction(glow, images, attribute, batch_size=64):
 
   ```python
   images, smiling = next(iter(data.load('celeb_a', 'train', batch_size=1000,
-                                        n_bits=5, attribute='Smiling')))
+                                        num_bits=5, attribute='Smiling')))
   smile = attribute_direction(glow, images, smiling)
   edits = manipulate(glow, images[:4], smile, strengths=(-1.0, 0.0, 1.0))
   ```
@@ -458,7 +458,7 @@ def _training_data(config, first_epoch, steps, data_dir):
   """Endless seeded epochs of `steps` batches from `first_epoch`."""
   return data.load(
       config.dataset, 'train', batch_size=config.batch_size,
-      image_size=config.image_size, n_bits=config.n_bits,
+      image_size=config.image_size, num_bits=config.num_bits,
       labels=config.conditional, shuffle=True, flip=config.flip,
       seed=config.seed, epochs=None, start_epoch=first_epoch,
       steps_per_epoch=steps, drop_remainder=True,
@@ -469,7 +469,7 @@ def _held_out_data(config, data_dir):
   return data.load(
       config.dataset, data.held_out_split(config.dataset),
       batch_size=config.eval_batch_size, image_size=config.image_size,
-      n_bits=config.n_bits, labels=config.conditional,
+      num_bits=config.num_bits, labels=config.conditional,
       num_examples=config.eval_examples, data_dir=data_dir)
 
 
@@ -530,7 +530,7 @@ def _first_images(config, split, count, data_dir, attribute=None):
   """The first `count` images (and labels) of a split, as tensors."""
   dataset = data.load(
       config.dataset, split or data.held_out_split(config.dataset),
-      batch_size=count, image_size=config.image_size, n_bits=config.n_bits,
+      batch_size=count, image_size=config.image_size, num_bits=config.num_bits,
       labels=config.conditional and attribute is None, attribute=attribute,
       num_examples=count, cache=False, data_dir=data_dir)
   x, labels = _unpack(next(iter(dataset)))

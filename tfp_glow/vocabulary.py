@@ -51,13 +51,16 @@ def check_dequantization(value, name='dequantization'):
   return _validation.one_of(name, value, DEQUANTIZATIONS)
 
 
-def check_num_bits(value, name='num_bits'):
+def check_num_bits(value, name='num_bits', maximum=None):
   """Returns `value` as an int if it lies in `NUM_BITS_RANGE`, else raises.
 
   Args:
     value: the bit depth to check.
     name: Python `str`, the argument's name in the message.
       Default value: `'num_bits'`.
+    maximum: Python `int`, a lower upper end, or `None` for the model's
+      `NUM_BITS_RANGE[1]`. The data pipelines pass 8: their sources are
+      8-bit images. Default value: `None`.
 
   Returns:
     `value` as a Python `int`.
@@ -74,6 +77,7 @@ def check_num_bits(value, name='num_bits'):
   ValueError: `num_bits` must be an int in [1, 16]; got num_bits=17.
   """
   low, high = NUM_BITS_RANGE
+  high = high if maximum is None else maximum
   try:
     value = _validation.positive_int(name, value, minimum=low)
   except ValueError:  # Below `low`: one message for both ends of the range.

@@ -1,7 +1,7 @@
 """Image datasets for Glow as `tf.data` pipelines (TFDS, and offline MNIST).
 
 `load(name, split, ...)` yields batches of integer images `[N, H, W, C]` in
-`[0, 2**n_bits)` (uint8), or `(images, labels)`, ready for
+`[0, 2**num_bits)` (uint8), or `(images, labels)`, ready for
 `tfp_glow.GlowModel.fit`. Datasets (`names()`):
 
 | name | images | held-out split | labels |
@@ -18,7 +18,7 @@
 
 ```python
 from tfp_glow import data
-train = data.load('celeb_a', 'train', batch_size=64, n_bits=5, flip=True,
+train = data.load('celeb_a', 'train', batch_size=64, num_bits=5, flip=True,
                   shuffle=True, seed=0, epochs=None, drop_remainder=True)
 model.fit(train, epochs=10, steps_per_epoch=data.num_examples('celeb_a',
           'train') // 64)

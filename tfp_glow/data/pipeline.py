@@ -1,8 +1,11 @@
 """`load`: a batched, seeded `tf.data` pipeline of integer images for Glow."""
 
+import warnings
+
 import tensorflow as tf
 
 from tfp_glow import _validation
+from tfp_glow import vocabulary
 from tfp_glow.data import preprocess
 from tfp_glow.data import sources
 
@@ -14,17 +17,17 @@ SHUFFLE_BYTES = 256 * 2**20  # Shuffle windows of up to 256 MiB of pixels.
 _SEED_MULTIPLIER = 1_000_003
 
 
-def load(name, split='train', *, batch_size=64, image_size=None, n_bits=8,
+def load(name, split='train', *, batch_size=64, image_size=None, num_bits=8,
          labels=False, attribute=None, shuffle=False, flip=False, seed=0,
          epochs=1, start_epoch=0, steps_per_epoch=None, drop_remainder=False,
-         num_examples=None, cache=True, data_dir=None):
-  """Batches of integer images `[N, H, W, C]` in `[0, 2**n_bits)` for Glow.
+         num_examples=None, cache=True, data_dir=None, n_bits=None):
+  """Batches of integer images `[N, H, W, C]` in `[0, 2**num_bits)` for Glow.
 
   The pipeline, per example, then per epoch:
 
   ```none
   read (TFDS, or the offline MNIST) -> first `num_examples` -> centre crop /
-  resize / pad to `image_size` -> x // 2**(8 - n_bits) -> cache
+  resize / pad to `image_size` -> x // 2**(8 - num_bits) -> cache
   per epoch e: shuffle (seed = f(seed, e)) -> random crop (LSUN) and flip
                (seed = f(seed, e, position)) -> batch -> prefetch
   ```
@@ -48,8 +51,8 @@ def load(name, split='train', *, batch_size=64, image_size=None, n_bits=8,
     image_size: output height and width, or `None` for the dataset's
       default (28 for MNIST, 32 for CIFAR-10, 64 for CelebA and LSUN).
       MNIST is zero-padded to larger sizes; other datasets are resized.
-    n_bits: Python `int` in [1, 8]; pixels become `floor(x / 2**(8 -
-      n_bits))`. Default value: 8.
+    num_bits: Python `int` in [1, 8]; pixels become `floor(x / 2**(8 -
+      num_bits))`. Default value: 8.
     labels: Python `bool`, yield `(images, class labels)`. Default: `False`.
     attribute: a CelebA attribute name (`attribute_names()`): yield
       `(images, 0/1 labels of that attribute)`. Default value: `None`.
@@ -69,6 +72,7 @@ def load(name, split='train', *, batch_size=64, image_size=None, n_bits=8,
       `num_examples` examples. Default value: `None`.
     cache: `True` (in memory), `False`, or a file path for `Dataset.cache`.
     data_dir: TFDS data directory, or `None` for TFDS' default.
+    n_bits: deprecated name of `num_bits`. Default value: `None`.
 
   Returns:
     A `tf.data.Dataset`.
@@ -80,7 +84,7 @@ def load(name, split='train', *, batch_size=64, image_size=None, n_bits=8,
 
   #### Examples
 
-  >>> ds = load('mnist_offline', 'test', batch_size=8, n_bits=5, labels=True)
+  >>> ds = load('mnist_offline', 'test', batch_size=8, num_bits=5, labels=True)
   >>> images, labels = next(iter(ds))
   >>> images.shape, images.dtype.name, int(tf.reduce_max(images)) < 32
   (TensorShape([8, 28, 28, 1]), 'uint8', True)
@@ -88,7 +92,7 @@ def load(name, split='train', *, batch_size=64, image_size=None, n_bits=8,
   source = sources.get(name)
   _validation.positive_int('batch_size', batch_size)
   size = _image_size(source, image_size)
-  _check_n_bits(n_bits)
+  num_bits = _num_bits(num_bits, n_bits)
   label_fn = _label_fn(source, labels, attribute)
   _validation.positive_int('seed', seed, minimum=0)
   if epochs is not None:
@@ -97,7 +101,7 @@ def load(name, split='train', *, batch_size=64, image_size=None, n_bits=8,
   if steps_per_epoch is not None:
     _validation.positive_int('steps_per_epoch', steps_per_epoch)
   examples = _examples(source, split, num_examples, data_dir)
-  examples = examples.map(_preparer(source, size, n_bits, label_fn),
+  examples = examples.map(_preparer(source, size, num_bits, label_fn),
                           num_parallel_calls=AUTOTUNE, deterministic=True)
   if cache:
     examples = examples.cache('' if cache is True else str(cache))
@@ -195,11 +199,14 @@ def _image_size(source, image_size):
   return int(image_size)
 
 
-def _check_n_bits(n_bits):
-  _validation.positive_int('n_bits', n_bits)
-  if n_bits > 8:
-    raise ValueError(f'`n_bits` must be in [1, 8] (the data are 8-bit); got '
-                     f'n_bits={n_bits}.')
+def _num_bits(num_bits, n_bits):
+  """The bit depth, from `num_bits` or the deprecated `n_bits`."""
+  if n_bits is not None:
+    warnings.warn('`n_bits` is deprecated; use `num_bits` (the name the model '
+                  'and the presets use).', DeprecationWarning, stacklevel=3)
+    num_bits = n_bits
+  # The sources are 8-bit images: at most 8 bits survive the reduction.
+  return vocabulary.check_num_bits(num_bits, maximum=8)
 
 
 def _label_fn(source, labels, attribute):
@@ -241,7 +248,7 @@ def _shuffle(ds, epoch_seed, window):
   return ds.batch(window).enumerate().map(permute).unbatch()
 
 
-def _preparer(source, size, n_bits, label_fn):
+def _preparer(source, size, num_bits, label_fn):
   """Deterministic per-example preprocessing (before the cache).
 
   LSUN images are resized to `random_crop_scale * size` here; their crops are
@@ -258,7 +265,7 @@ def _preparer(source, size, n_bits, label_fn):
       if source.random_crop_scale:
         target = int(round(size * source.random_crop_scale))
       image = preprocess.resize(image, target)
-    image = preprocess.reduce_bits(image, n_bits)
+    image = preprocess.reduce_bits(image, num_bits)
     if label_fn is None:
       return image
     return image, label_fn(example)

@@ -11,28 +11,28 @@ __all__ = ['reduce_bits', 'center_crop', 'resize', 'pad_to', 'random_flip',
            'random_crop']
 
 
-def reduce_bits(images, n_bits):
-  """Keeps the `n_bits` most significant bits: `floor(x / 2**(8 - n_bits))`.
+def reduce_bits(images, num_bits):
+  """Keeps the `num_bits` most significant bits: `floor(x / 2**(8 - num_bits))`.
 
   As openai/glow's preprocessing: 8-bit pixels become integers in
-  `[0, 2**n_bits)`, in the input's dtype.
+  `[0, 2**num_bits)`, in the input's dtype.
 
   Args:
     images: uint8 (or any int) pixels in `[0, 256)`.
-    n_bits: Python `int` in [1, 8].
+    num_bits: Python `int` in [1, 8].
 
   Returns:
-    Integer pixels in `[0, 2**n_bits)`, of the dtype of `images`.
+    Integer pixels in `[0, 2**num_bits)`, of the dtype of `images`.
 
   #### Examples
 
-  >>> reduce_bits(tf.constant([0, 7, 8, 255], tf.uint8), n_bits=5).numpy()
+  >>> reduce_bits(tf.constant([0, 7, 8, 255], tf.uint8), num_bits=5).numpy()
   array([ 0,  0,  1, 31], dtype=uint8)
   """
   images = tf.convert_to_tensor(images)
-  if n_bits == 8:
+  if num_bits == 8:
     return images
-  return images // tf.cast(2**(8 - n_bits), images.dtype)
+  return images // tf.cast(2**(8 - num_bits), images.dtype)
 
 
 def center_crop(image, size=None):
