@@ -42,9 +42,9 @@ def test_train_smoke_then_resume(offline_run, capsys):
   assert resumed.epochs == 2
   # Epoch 1's grid at the default x4; the resumed epoch's at --grid-scale 1.
   samples = os.path.join(run_dir, 'samples')
-  assert _png(os.path.join(samples, 'epoch_001.png')).shape == (
+  assert _png(os.path.join(samples, 'epoch_001_t0.8.png')).shape == (
       (8 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
-  assert _png(os.path.join(samples, 'epoch_002.png')).shape == (
+  assert _png(os.path.join(samples, 'epoch_002_t0.8.png')).shape == (
       8 * 29 - 1, 8 * 29 - 1, 1)
   assert runs.read_evaluation(run_dir)['epochs'] == 2
   assert 'held-out bits/dim' in capsys.readouterr().out

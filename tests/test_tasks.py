@@ -55,7 +55,7 @@ def test_train_writes_a_complete_run_directory(smoke_run):
   # 8 samples at each of the 4 temperatures, 28x28 tiles with 1-pixel gaps,
   # upscaled x4 by default (tiles 112 pixels high).
   assert _png(result.samples).shape == ((4 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
-  assert _png(os.path.join(run_dir, 'samples', 'epoch_001.png')).shape == (
+  assert _png(os.path.join(run_dir, 'samples', 'epoch_001_t0.8.png')).shape == (
       (8 * 29 - 1) * 4, (8 * 29 - 1) * 4, 1)
 
 
@@ -88,7 +88,7 @@ def test_resuming_replays_an_uninterrupted_run(tmp_path):
   with open(os.path.join(part, 'metrics.csv')) as f:
     assert [r['epoch'] for r in csv.DictReader(f)] == ['0', '1']
   # grid_scale=1: every grid of the run at one pixel per pixel.
-  for name, rows in (('epoch_001.png', 8), ('epoch_002.png', 8),
+  for name, rows in (('epoch_001_t0.8.png', 8), ('epoch_002_t0.8.png', 8),
                      ('temperatures.png', 4)):
     assert _png(os.path.join(whole, 'samples', name)).shape == (
         rows * 29 - 1, 8 * 29 - 1, 1), name

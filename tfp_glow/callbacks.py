@@ -144,6 +144,7 @@ class SampleGrid(keras.callbacks.Callback):
                                                                      scale)
     self.labels = _labels(labels, self.num_samples)
     self._glow = glow
+    self._traced = None  # (glow, its traced sampler)
     self._writer = None
     self.paths = []   # Every PNG file written, in order.
 
@@ -184,10 +185,26 @@ class SampleGrid(keras.callbacks.Callback):
     labels = self.labels
     if labels is None and glow.num_classes:
       labels = np.arange(self.num_samples) % glow.num_classes
-    labels = None if labels is None else tf.constant(labels, tf.int32)
+    labels = () if labels is None else (tf.constant(labels, tf.int32),)
     seed = tf.constant([self.seed, epoch], tf.int32)
-    return {t: glow.sample(self.num_samples, temperature=t, seed=seed,
-                           labels=labels) for t in self.temperatures}
+    draw = self._sampler(glow)
+    return {t: draw(tf.constant(t, glow.dtype), seed, *labels)
+            for t in self.temperatures}
+
+  def _sampler(self, glow):
+    """`glow.sample` traced once (an eager sample re-runs Python per layer)."""
+    if self._traced is None or self._traced[0] is not glow:
+      num, conditional = self.num_samples, bool(glow.num_classes)
+      signature = [tf.TensorSpec([], glow.dtype), tf.TensorSpec([2], tf.int32)]
+      if conditional:
+        signature.append(tf.TensorSpec([num], tf.int32))
+
+      @tf.function(input_signature=signature)
+      def draw(temperature, seed, *labels):
+        return glow.sample(num, temperature=temperature, seed=seed,
+                           labels=labels[0] if labels else None)
+      self._traced = (glow, draw)
+    return self._traced[1]
 
   def _write(self, epoch, temperature, samples):
     if self.directory is not None:

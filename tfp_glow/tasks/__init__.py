@@ -1,0 +1,38 @@
+"""The jobs of the examples and of `tfp-glow`: train, evaluate, sample, ...
+
+Every example script and every `tfp-glow` subcommand is argument parsing
+around one of these functions; they read and write run directories
+(`tfp_glow.runs`). Three rooms: `run` (build, train, evaluate), `grids`
+(PNG grids of samples, classes, interpolations and attribute edits) and
+`latents` (the latent arithmetic the grids use).
+
+#### Examples
+
+```python
+from tfp_glow import presets, tasks
+result = tasks.train('runs/mnist', presets.get('mnist_offline'))
+result.evaluation.bits_per_dim, result.evaluation.standard_error
+tasks.sample_grid('runs/mnist', 'runs/mnist/samples/t.png', (0.5, 0.8, 1.0))
+```
+"""
+
+from tfp_glow.tasks.grids import DEFAULT_TEMPERATURES
+from tfp_glow.tasks.grids import class_sample_grid
+from tfp_glow.tasks.grids import interpolation_grid
+from tfp_glow.tasks.grids import manipulation_grid
+from tfp_glow.tasks.grids import sample_grid
+from tfp_glow.tasks.latents import attribute_direction
+from tfp_glow.tasks.latents import interpolate
+from tfp_glow.tasks.latents import manipulate
+from tfp_glow.tasks.run import Evaluation
+from tfp_glow.tasks.run import TrainResult
+from tfp_glow.tasks.run import build_glow
+from tfp_glow.tasks.run import build_model
+from tfp_glow.tasks.run import evaluate
+from tfp_glow.tasks.run import evaluate_run
+from tfp_glow.tasks.run import train
+
+__all__ = ['Evaluation', 'TrainResult', 'build_glow', 'build_model', 'train',
+           'evaluate', 'evaluate_run', 'sample_grid', 'class_sample_grid',
+           'interpolate', 'interpolation_grid', 'attribute_direction',
+           'manipulate', 'manipulation_grid', 'DEFAULT_TEMPERATURES']

@@ -1,0 +1,124 @@
+"""PNG grids of a Glow or a run: samples, classes, interpolations, edits.
+
+Each grid is upscaled `scale` times, nearest neighbour
+(`images.save_png_grid`): `None` for tiles at least 96 pixels high.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_glow import images as images_lib
+from tfp_glow import runs
+from tfp_glow.tasks import _common
+from tfp_glow.tasks import latents
+
+__all__ = ['DEFAULT_TEMPERATURES', 'sample_grid', 'class_sample_grid',
+           'interpolation_grid', 'manipulation_grid']
+
+DEFAULT_TEMPERATURES = (0.5, 0.7, 0.85, 1.0)
+
+
+def sample_grid(glow_or_run_dir, path, temperatures=DEFAULT_TEMPERATURES,
+                num_per_temperature=8, seed=0, *, scale=None):
+  """Writes a PNG grid of samples: one row per temperature, same noise.
+
+  Every row decodes the same standard-normal draws scaled by its temperature.
+  A conditional model's columns cycle through the classes. The grid is
+  upscaled `scale` times, nearest neighbour (`images.save_png_grid`): `None`
+  for tiles at least 96 pixels high, or an int >= 1. Returns `path`.
+  """
+  glow = _common.as_glow(glow_or_run_dir)
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
+  conditional = bool(glow.num_classes)
+  draw = _common.functions(glow).sampler(num_per_temperature, conditional)
+  labels = ((tf.range(num_per_temperature) % glow.num_classes,)
+            if conditional else ())
+  rows = [draw(tf.constant(t, tf.float32), tf.constant([seed, 0], tf.int32),
+               *labels) for t in temperatures]
+  return _common.save_grid(path, tf.concat(rows, axis=0), glow, rows=len(temperatures),
+               scale=scale)
+
+
+def class_sample_grid(glow_or_run_dir, path, num_per_class=8,
+                      temperature=0.7, seed=0, *, scale=None):
+  """Writes a PNG grid of a conditional model's samples, one row per class.
+
+  `scale` upscales the grid as in `sample_grid`. Returns `path`.
+  """
+  glow = _common.as_glow(glow_or_run_dir)
+  if not glow.num_classes:
+    raise ValueError('class-conditional samples need a conditional model '
+                     '(trained with conditional=True / --conditional).')
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
+  draw = _common.functions(glow).sampler(num_per_class, conditional=True)
+  rows = [draw(tf.constant(temperature, tf.float32),
+               tf.constant([seed, c], tf.int32),
+               tf.fill([num_per_class], c)) for c in range(glow.num_classes)]
+  return _common.save_grid(path, tf.concat(rows, axis=0), glow, rows=glow.num_classes,
+               scale=scale)
+
+
+def interpolation_grid(run_dir, path, *, num_pairs=4, num_steps=8, split=None,
+                       data_dir=None, seed=0, pool=500, scale=None):
+  """Writes interpolations between pairs of held-out images (rows) as a PNG.
+
+  The pairs are drawn at random (by `seed`) from the first `pool` images of
+  `split` (default: the held-out split); for a conditional model both images
+  of a pair have the same class. `scale` upscales the grid as in
+  `sample_grid`. Returns `path`.
+  """
+  glow, config = runs.load_glow(run_dir), _common.run_config(run_dir)
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
+  x, labels = _common.first_images(config, split, pool, data_dir)
+  if x.shape[0] < 2 * num_pairs:
+    raise ValueError(f'`num_pairs`={num_pairs} needs {2 * num_pairs} images; '
+                     f'the split has {x.shape[0]}.')
+  order = np.random.default_rng(seed).permutation(x.shape[0])
+  if glow.num_classes:
+    first, second = _same_class_pairs(np.asarray(labels)[order], num_pairs)
+    first, second = order[first], order[second]
+  else:
+    first, second = order[0:2 * num_pairs:2], order[1:2 * num_pairs:2]
+  pair_labels = tf.gather(labels, first) if glow.num_classes else None
+  out = latents.interpolate(glow, tf.gather(x, first), tf.gather(x, second), num_steps,
+                    labels=pair_labels)
+  return _common.save_grid(path, tf.reshape(out, [-1] + list(glow.image_shape)), glow,
+               rows=len(first), scale=scale)
+
+
+def manipulation_grid(run_dir, path, attribute, *,
+                      strengths=(-1.0, -0.5, 0.0, 0.5, 1.0), num_images=4,
+                      num_direction_images=1000, split=None, data_dir=None,
+                      scale=None):
+  """Writes attribute edits of held-out images: one row per image, one
+  column per strength; the direction comes from the first
+  `num_direction_images` images of the training split. `scale` upscales the
+  grid as in `sample_grid`. Returns `path`.
+  """
+  glow, config = runs.load_glow(run_dir), _common.run_config(run_dir)
+  scale = images_lib.grid_scale(glow.image_shape[0], scale)
+  train_images, has = _common.first_images(config, 'train', num_direction_images,
+                                    data_dir, attribute=attribute)
+  direction = latents.attribute_direction(glow, train_images, has)
+  x, _ = _common.first_images(config, split, num_images, data_dir)
+  out = latents.manipulate(glow, x, direction, strengths)
+  return _common.save_grid(path, tf.reshape(out, [-1] + list(glow.image_shape)), glow,
+               rows=int(x.shape[0]), scale=scale)
+
+
+def _same_class_pairs(labels, num_pairs):
+  """Index pairs (i, j), i < j, of images of the same class."""
+  labels = np.asarray(labels)
+  first, second, used = [], [], set()
+  for i in range(len(labels)):
+    match = [j for j in range(i + 1, len(labels))
+             if labels[j] == labels[i] and j not in used and i not in used]
+    if match:
+      first.append(i)
+      second.append(match[0])
+      used.update((i, match[0]))
+    if len(first) == num_pairs:
+      break
+  if not first:
+    raise ValueError('no two images of the same class to interpolate.')
+  return np.array(first), np.array(second)
