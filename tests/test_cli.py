@@ -161,7 +161,7 @@ _ERRORS = {
         'tfp-glow sample: error: `run_dir` has no checkpoint in'),
     'unwritable sample output': (
         ['sample', '--run-dir', '{tmp}/no_ckpt', '--output', '/proc/x/s.png'],
-        'tfp-glow sample: error: --output: cannot write in /proc/x'),
+        'tfp-glow sample: error: --output cannot be created: /proc/x'),
     'evaluate without run': (
         ['evaluate', '--run-dir', '{tmp}/nothing'],
         'tfp-glow evaluate: error: `run_dir` has no config.json'),
@@ -170,7 +170,7 @@ _ERRORS = {
         'tfp-glow export: error: `run_dir` has no config.json'),
     'unwritable export output': (
         ['export', '--run-dir', '.', '--output', '/proc/forbidden/model'],
-        'tfp-glow export: error: --output: cannot write in /proc/forbidden'),
+        'tfp-glow export: error: --output cannot be created: /proc/forbidden'),
     'bad temperatures': (
         ['sample', '--run-dir', '{tmp}', '--temperatures', 'hot'],
         'tfp-glow sample: error: argument --temperatures: must be '

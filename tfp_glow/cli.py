@@ -8,7 +8,6 @@ as the last line on stderr.
 import argparse
 import os
 import sys
-import tempfile
 
 from tfp_glow import presets
 from tfp_glow import vocabulary
@@ -142,14 +141,8 @@ def _export(args):
 
 def _check_writable(flag, path):
   """Creates the folder of `path` and checks a file can be written in it."""
-  parent = os.path.dirname(os.path.abspath(path))
-  try:
-    os.makedirs(parent, exist_ok=True)
-    with tempfile.TemporaryFile(dir=parent):
-      pass
-  except OSError as e:
-    raise PermissionError(
-        f'{flag}: cannot write in {parent} ({e.strerror or e})') from e
+  from tfp_glow import runs  # pylint: disable=g-import-not-at-top
+  runs.writable_dir(os.path.dirname(os.path.abspath(path)), flag)
 
 
 def _temperatures(text):

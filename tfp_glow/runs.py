@@ -59,8 +59,7 @@ def glow_config(glow):
 def save_glow(glow, run_dir, step=0):
   """Writes `run_dir/config.json` and a checkpoint `{'glow': glow}`."""
   os.makedirs(run_dir, exist_ok=True)
-  with open(os.path.join(run_dir, CONFIG_FILE), 'w') as f:
-    json.dump(glow_config(glow), f, indent=2)
+  write_config(run_dir, glow)
   prefix = os.path.join(run_dir, CHECKPOINT_DIR, 'ckpt')
   return tf.train.Checkpoint(glow=glow).write(f'{prefix}-{step}')
 
@@ -110,18 +109,34 @@ def prepare_run_dir(run_dir):
   Raises:
     PermissionError: if `run_dir` cannot be created or written to.
   """
+  return writable_dir(run_dir, '`run_dir`')
+
+
+def writable_dir(path, name):
+  """Creates the folder `path` (and parents) and checks a file fits in it.
+
+  Args:
+    path: the folder.
+    name: what to call it in the message, e.g. '`run_dir`' or '--output'.
+
+  Returns:
+    `path`.
+
+  Raises:
+    PermissionError: if `path` cannot be created or written to.
+  """
   try:
-    os.makedirs(run_dir, exist_ok=True)
+    os.makedirs(path, exist_ok=True)
   except OSError as e:
-    raise PermissionError(f'`run_dir` cannot be created: {run_dir} '
+    raise PermissionError(f'{name} cannot be created: {path} '
                           f'({e.strerror or e})') from e
   try:
-    with tempfile.TemporaryFile(dir=run_dir):
+    with tempfile.TemporaryFile(dir=path):
       pass
   except OSError as e:
-    raise PermissionError(f'`run_dir` is not writable: {run_dir} '
+    raise PermissionError(f'{name} is not writable: {path} '
                           f'({e.strerror or e})') from e
-  return run_dir
+  return path
 
 
 def write_config(run_dir, glow, training=None):
