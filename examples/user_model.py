@@ -16,7 +16,10 @@ variables are not tracked, so the model holds the Glow through a
 `tfp_glow.GlowModel` layer (`self.density`), whose variables are the Glow's;
 `model.trainable_variables`, `save_weights` and checkpoints then include them.
 Its `fit` is not used here, so the ActNorm data-dependent init is run by hand
-(`density.initialize(images)`) before training.
+(`density.initialize(images)`) before training. A custom `train_step` is one
+way to add the term; `self.add_loss(...)` in `call`, with Keras's own
+`compile(loss=...)` and `fit`, works as well, beside layers with Keras
+regularisers (tests/test_keras3.py trains such a model).
 
 Run:
 

@@ -32,12 +32,20 @@ def take_init_batch(x, y, n):
     n: Python `int`, the number of images to take.
 
   Returns:
-    `(images, labels)`, `labels` `None` if the data hold none.
+    `(images, labels)`, `labels` `None` if the data hold none. For a dataset
+    whose images are not of rank 4 (unbatched, or without a channel axis),
+    its first element, which the data checks then reject with a hint.
 
   Raises:
     ValueError: if `x` is None.
   """
   if isinstance(x, tf.data.Dataset):
+    images_spec, _ = images_and_labels(x.element_spec)
+    if getattr(images_spec, 'shape', None) is not None and (
+        images_spec.shape.rank is not None and images_spec.shape.rank != 4):
+      # Not batches [N, H, W, C]: the first element as it is, for the data
+      # checks to name the shape (unbatching it would hide the mistake).
+      return images_and_labels(next(iter(x)))
     return images_and_labels(next(iter(x.unbatch().take(n).batch(n))))
   if x is None:
     raise ValueError('GlowModel.fit needs training data `x` for the '

@@ -15,7 +15,8 @@ The flavour cannot change inside a running process.
 import os
 import warnings
 
-__all__ = ['keras', 'IS_LEGACY', 'GlowModelMixin', 'optimizer_is_built',
+__all__ = ['keras', 'IS_LEGACY', 'GlowModelMixin', 'as_model_weights',
+           'optimizer_is_built', 'register_serializable',
            'warn_if_policy_ignored']
 
 # The same test as tensorflow/python/util/lazy_loader.py.
@@ -28,12 +29,16 @@ else:
 
 
 class GlowModelMixin:
-  """What a Keras 3 model holding a Glow needs; empty under tf_keras.
+  """What a Keras model holding a Glow needs from Keras.
 
   - Keras 3 does not track the tf.Variables of a `tf.Module` attribute; this
     makes those in `self._glow_variables` the model's: `weights`,
-    `variables`, `save_weights` and `load_weights` include them (after the
-    model's own, in a fixed order). tf_keras tracks them by itself.
+    `variables` (after the model's own, in a fixed order). tf_keras tracks
+    them by itself.
+  - Both Keras save a model's state in `.keras` and `.weights.h5` files
+    through `save_own_variables` / `load_own_variables`, which know only the
+    variables a layer created itself: these add the Glow's, as `glow_<i>` in
+    the order of `glow.variables`.
   - Keras 3's `fit` all-reduces a batch of the data over the replicas to
     build an unbuilt model symbolically; under MultiWorkerMirroredStrategy
     that fails for uint8 images (collective ops have no uint8 kernel). The
@@ -56,23 +61,58 @@ class GlowModelMixin:
     def variables(self):
       return _merge(super().variables, self._glow_variables)
 
-    def save_own_variables(self, store):
-      super().save_own_variables(store)
-      for i, variable in enumerate(self._glow_variables):
-        store[f'glow_{i}'] = variable.numpy()
+  def save_own_variables(self, store):
+    super().save_own_variables(store)
+    for i, variable in enumerate(self._glow_variables):
+      store[f'glow_{i}'] = variable.numpy()
 
-    def load_own_variables(self, store):
-      keys = list(store.keys())
-      glow_keys = [k for k in keys if k.startswith('glow_')]
-      if len(glow_keys) != len(self._glow_variables):
-        raise ValueError(
-            f'The weights file holds {len(glow_keys)} Glow variables; this '
-            f'model has {len(self._glow_variables)}. Build the Glow with '
-            'the configuration the weights were saved with.')
-      super().load_own_variables(
-          {k: store[k] for k in keys if not k.startswith('glow_')})
-      for i, variable in enumerate(self._glow_variables):
-        variable.assign(store[f'glow_{i}'])
+  def load_own_variables(self, store):
+    keys = list(store.keys())
+    glow_keys = [k for k in keys if k.startswith('glow_')]
+    if len(glow_keys) != len(self._glow_variables):
+      raise ValueError(
+          f'The weights file holds {len(glow_keys)} Glow variables; this '
+          f'model has {len(self._glow_variables)}. Build the Glow with '
+          'the configuration the weights were saved with.')
+    super().load_own_variables(
+        {k: store[k] for k in keys if not k.startswith('glow_')})
+    for i, variable in enumerate(self._glow_variables):
+      variable.assign(store[f'glow_{i}'])
+
+
+def as_model_weights(variables):
+  """`variables` (tf.Variables), ready to be weights of a Keras model.
+
+  Keras 3 sums a model's weight-regularisation losses over its
+  `trainable_weights`, those of nested models included, and reads
+  `variable.regularizer` of each: a Keras variable has that attribute, a
+  tf.Variable does not, so a user's model holding a `GlowModel` failed in
+  `fit` with `AttributeError: 'ResourceVariable' object has no attribute
+  'regularizer'`. This sets it to `None` (no regulariser, as for a Keras
+  variable made without one) where it is missing; a public, duck-typed
+  attribute that Keras itself sets on its variables. The other attributes
+  that training reads are there already (`constraint` is a tf.Variable
+  property) or read with a default (`overwrite_with_gradient`). Nothing to
+  do under tf_keras, which collects regularisation losses from its layers
+  instead.
+
+  Args:
+    variables: iterable of `tf.Variable`s.
+
+  Returns:
+    The variables, as a list (the same objects).
+  """
+  variables = list(variables)
+  if not IS_LEGACY:
+    for variable in variables:
+      if not hasattr(variable, 'regularizer'):
+        variable.regularizer = None
+  return variables
+
+
+def register_serializable(cls):
+  """Registers `cls` for `.keras` files as `tfp_glow>ClassName`."""
+  return keras.saving.register_keras_serializable(package='tfp_glow')(cls)
 
 
 def _merge(first, second):
