@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 import tfp_glow
-from tfp_glow import callbacks as glow_callbacks
+from tfp_glow.training import callbacks as glow_callbacks
 from tfp_glow import images as glow_images
-from tfp_glow import model as gm
-from tfp_glow._keras import keras
+from tfp_glow.training import model as gm
+from tfp_glow.training._keras import keras
 
 SHAPE = (8, 8, 1)
 

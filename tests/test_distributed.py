@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfp_glow
-from tfp_glow import model as gm
+from tfp_glow.training import model as gm
 
 _TIMEOUT = 240  # Seconds per worker; the pair takes ~25 s on 2 busy cores.
 
@@ -29,8 +29,8 @@ _WORKER = textwrap.dedent('''
     import tensorflow as tf
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     import tfp_glow
-    from tfp_glow import callbacks as glow_callbacks
-    from tfp_glow import model as gm
+    from tfp_glow.training import callbacks as glow_callbacks
+    from tfp_glow.training import model as gm
 
     task = json.loads(os.environ['TF_CONFIG'])['task']['index']
     rng = np.random.default_rng(0)

@@ -17,10 +17,10 @@ import pytest
 import tensorflow as tf
 
 import tfp_glow
-from tfp_glow import model as gm
+from tfp_glow.training import model as gm
 from tfp_glow import nn
-from tfp_glow._keras import IS_LEGACY
-from tfp_glow._keras import keras
+from tfp_glow.training._keras import IS_LEGACY
+from tfp_glow.training._keras import keras
 
 SHAPE = (8, 8, 1)
 NUM_DIMS = math.prod(SHAPE)

@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 
 import tfp_glow
-from tfp_glow import _noise
-from tfp_glow import callbacks as glow_callbacks
-from tfp_glow import model as gm
-from tfp_glow._keras import IS_LEGACY
-from tfp_glow._keras import keras
+from tfp_glow.training import noise
+from tfp_glow.training import callbacks as glow_callbacks
+from tfp_glow.training import model as gm
+from tfp_glow.training._keras import IS_LEGACY
+from tfp_glow.training._keras import keras
 
 SHAPE = (8, 8, 1)
 
@@ -361,7 +361,7 @@ _MIRRORED_SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import tfp_glow
-    from tfp_glow import model as gm
+    from tfp_glow.training import model as gm
 
     rng = np.random.default_rng(0)
     images = (rng.integers(0, 64, size=(64, 8, 8, 1)) + 96).astype(np.uint8)
@@ -409,11 +409,11 @@ def test_mirrored_strategy_two_cpus_same_step0_loss_and_equal_replicas():
 
 def test_dequantization_noise_is_uniform_and_sliceable():
   shape = tf.constant([64, 8, 8, 1])
-  u = _noise.uniform(shape, (0, 5), 0, tf.float32).numpy()
+  u = noise.uniform(shape, (0, 5), 0, tf.float32).numpy()
   assert u.shape == (64, 8, 8, 1) and u.min() >= 0.0 and u.max() < 1.0
   assert abs(u.mean() - 0.5) < 0.02 and abs(u.std() - 12**-0.5) < 0.02
   # Replica 1 of 2 (offset = its slice's start) gets the second half.
-  half = _noise.uniform(tf.constant([32, 8, 8, 1]), (0, 5), 32 * 64, tf.float32)
+  half = noise.uniform(tf.constant([32, 8, 8, 1]), (0, 5), 32 * 64, tf.float32)
   np.testing.assert_array_equal(half.numpy(), u[32:])
-  other_step = _noise.uniform(shape, (0, 6), 0, tf.float32).numpy()
+  other_step = noise.uniform(shape, (0, 6), 0, tf.float32).numpy()
   assert not np.allclose(u, other_step)

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 import tfp_glow
-from tfp_glow import model as gm
+from tfp_glow.training import model as gm
 
 SHAPE = (8, 8, 1)
 NUM_CLASSES = 3

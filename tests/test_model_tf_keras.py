@@ -20,8 +20,8 @@ _SCRIPT = textwrap.dedent('''
     import numpy as np
     import tensorflow as tf
     import tfp_glow
-    from tfp_glow import model as gm
-    from tfp_glow._keras import IS_LEGACY, keras
+    from tfp_glow.training import model as gm
+    from tfp_glow.training._keras import IS_LEGACY, keras
 
     def build(seed, num_steps=2):
       glow = tfp_glow.Glow((8, 8, 1), num_levels=2, num_steps=num_steps,
@@ -147,8 +147,8 @@ _SAVE_SCRIPT = textwrap.dedent('''
     import numpy as np
     import tensorflow as tf
     import tfp_glow
-    from tfp_glow import model as gm
-    from tfp_glow._keras import IS_LEGACY, keras
+    from tfp_glow.training import model as gm
+    from tfp_glow.training._keras import IS_LEGACY, keras
     work = sys.argv[1]
 
     def glow(seed, num_classes=None):
@@ -251,7 +251,7 @@ _LOAD_SCRIPT = textwrap.dedent('''
     import numpy as np
     import tensorflow as tf
     import tfp_glow
-    from tfp_glow._keras import keras
+    from tfp_glow.training._keras import keras
     work = sys.argv[1]
     data = np.load(work + '/data.npz')
     model = keras.models.load_model(work + '/glow.keras')

@@ -68,31 +68,40 @@ def _range_text(num_bits):
 def pixel_assertions(name, images, num_bits, where):
   """Assertions that `images` hold finite integer pixel values in range.
 
+  Each assertion tests its rule alone: integrality and range are tested on
+  the finite values only, so a NaN reports "must be finite" and not also a
+  range (in a graph any failing assertion may raise first). The messages show
+  the count of non-finite values and the range of the others, which tells
+  float images in [0, 1] apart.
+
   Returns:
-    A list of assertion ops (empty in eager mode, where they ran already).
+    A list of assertion ops (`None`s in eager mode, where they ran already).
   """
   images = tf.convert_to_tensor(images)
-  if images.dtype.is_integer:
-    values = tf.cast(images, tf.float64)
-    checks = []
-  else:
-    values = tf.cast(images, tf.float64)
-    checks = [
-        _assert(tf.reduce_all(tf.math.is_finite(values)),
-                f'{where}: `{name}` must be finite; it holds NaN or inf'),
-        _assert(tf.reduce_all(tf.equal(values, tf.floor(values))),
-                f'{where}: `{name}` must hold integer pixel values in '
-                f'{_range_text(num_bits)}; got non-integer values. For float '
-                'images in [0, 1], pass tf.cast(tf.round(images * '
-                f'{2**num_bits - 1}), tf.uint8)'),
-    ]
+  values = tf.cast(images, tf.float64)
+  pixel_range = _range_text(num_bits)
+  checks = []
+  if not images.dtype.is_integer:
+    finite = tf.math.is_finite(values)
+    values = tf.where(finite, values, tf.zeros_like(values))
+    checks.append(tf.debugging.Assert(tf.reduce_all(finite), [
+        f'{where}: `{name}` must be finite; got',
+        tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int64)),
+        'NaN or inf values']))
   low, high = tf.reduce_min(values), tf.reduce_max(values)
+  if not images.dtype.is_integer:
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all(tf.equal(values, tf.floor(values))), [
+            f'{where}: `{name}` must hold integer pixel values in '
+            f'{pixel_range}; got non-integer values from', low, 'to', high,
+            '. For float images in [0, 1], pass tf.cast(tf.round(images * '
+            f'{2**num_bits - 1}), tf.uint8)']))
   checks.append(tf.debugging.Assert(
       tf.logical_or(tf.equal(tf.size(values), 0), tf.logical_and(
           low >= 0.0, high < 2.0**num_bits)),
-      [f'{where}: `{name}` must hold pixel values in {_range_text(num_bits)}'
-       '; got min and max', low, high,
-       '. Reduce the bit depth of the data or set num_bits']))
+      [f'{where}: `{name}` must hold pixel values in {pixel_range}; got min '
+       'and max', low, high, '. Reduce the bit depth of the data or set '
+       'num_bits']))
   return checks
 
 

@@ -1,6 +1,8 @@
 """`Glow`: the multi-scale flow as a `tfd.TransformedDistribution`."""
 
+import inspect
 import math
+import numbers
 from typing import Optional, Sequence, Tuple
 import warnings
 
@@ -201,6 +203,36 @@ class Glow(tfd.TransformedDistribution):
     """D = H * W * C, the dimensions bits/dim divides by."""
     return math.prod(self._image_shape)
 
+  def get_config(self) -> dict:
+    """The constructor arguments, as JSON-serialisable values.
+
+    `Glow.from_config(glow.get_config())` builds the same model with fresh
+    weights (restore them from a checkpoint); run directories' config.json
+    and `.keras` files hold it.
+
+    Raises:
+      NotImplementedError: if the Glow has a custom `conditioner_fn` (a
+        function has no config), as Keras raises for a model without one.
+    """
+    parameters = self.parameters
+    conditioner_fn = parameters.get('conditioner_fn')
+    if conditioner_fn is not None:
+      raise NotImplementedError(
+          'A Glow with a custom `conditioner_fn` has no config (a function '
+          'cannot be written to a file); `conditioner_fn` must be None to save '
+          f'a config; got conditioner_fn={conditioner_fn!r}. Save the weights '
+          'instead (`save_weights`, `tf.train.Checkpoint`) and rebuild the '
+          'Glow in code, or write a SavedModel (`tfp_glow.export_saved_model`).')
+    names = [n for n in inspect.signature(Glow).parameters
+             if n != 'conditioner_fn']
+    return {n: _plain(n, parameters[n]) for n in names if n in parameters}
+
+  @classmethod
+  def from_config(cls, config: dict) -> 'Glow':
+    """The Glow of a `get_config()` (fresh weights)."""
+    config = dict(config)
+    return cls(tuple(config.pop('image_shape')), **config)
+
   def initialize(self, x: TensorLike,
                  labels: Optional[TensorLike] = None) -> None:
     """Runs every ActNorm's data-dependent init on the batch `x`, once.
@@ -368,6 +400,26 @@ class Glow(tfd.TransformedDistribution):
 
 
 _composite.make_variable_composite(Glow)
+
+
+def _plain(name, value):
+  """`value` as JSON-serialisable Python (a dtype as its name)."""
+  if value is None or isinstance(value, (bool, str)):
+    return value
+  if isinstance(value, tf.dtypes.DType):
+    return value.name
+  if isinstance(value, numbers.Integral):
+    return int(value)
+  if isinstance(value, numbers.Real):
+    return float(value)
+  if isinstance(value, (tuple, list)):
+    return [_plain(name, v) for v in value]
+  try:
+    return tf.as_dtype(value).name   # numpy dtypes and dtype-like objects.
+  except (TypeError, ValueError):
+    raise NotImplementedError(
+        f'Glow argument `{name}` has no config: {value!r} is not a number, '
+        'string, dtype or sequence.') from None
 
 
 def _warn_once(caught, where):

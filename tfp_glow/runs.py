@@ -31,29 +31,16 @@ METRICS_FILE = 'metrics.csv'
 LOGS_DIR = 'logs'
 EVALUATION_FILE = 'evaluation.json'
 TRAINING_KEY = 'training'
-_CONFIG_KEYS = ('image_shape', 'num_levels', 'num_steps', 'hidden_channels',
-                'coupling', 'permutation', 'learn_top', 'num_classes',
-                'num_bits', 'dtype', 'compute_dtype', 'seed',
-                'recompute_gradients')
 
 
 def glow_config(glow):
-  """The JSON-ready constructor arguments of `glow`.
+  """The JSON-ready constructor arguments of `glow` (`Glow.get_config`).
 
   Raises:
-    ValueError: if `glow` was built with a custom `conditioner_fn`, which no
-      config file can describe.
+    NotImplementedError: if `glow` was built with a custom `conditioner_fn`,
+      which no config file can describe.
   """
-  params = glow.parameters
-  if params.get('conditioner_fn') is not None:
-    raise ValueError('A Glow with a custom `conditioner_fn` cannot be saved as '
-                     'a config; build it in code and use tf.train.Checkpoint.')
-  config = {key: params[key] for key in _CONFIG_KEYS}
-  config['image_shape'] = list(glow.image_shape)
-  for key in ('dtype', 'compute_dtype'):
-    if config[key] is not None:
-      config[key] = tf.as_dtype(config[key]).name
-  return config
+  return glow.get_config()
 
 
 def save_glow(glow, run_dir, step=0):
@@ -78,10 +65,8 @@ def load_glow(run_dir):
     raise FileNotFoundError(f'`run_dir` has no {CONFIG_FILE}: {config_path}')
   with open(config_path) as f:
     config = json.load(f)
-  image_shape = tuple(config['image_shape'])
-  glow = glow_lib.Glow(image_shape, **{
-      key: config[key] for key in _CONFIG_KEYS
-      if key in config and key != 'image_shape'})
+  glow = glow_lib.Glow.from_config(
+      {k: v for k, v in config.items() if k != TRAINING_KEY})
   checkpoint = tf.train.latest_checkpoint(
       os.path.join(run_dir, CHECKPOINT_DIR)) or _newest_written(run_dir)
   if checkpoint is None:
@@ -198,7 +183,7 @@ def training_callbacks(run_dir, manager, append=False):
   `metrics.csv` (`CSVLogger`, appended to when resuming) and TensorBoard
   scalars in `logs/`.
   """
-  from tfp_glow._keras import keras  # pylint: disable=g-import-not-at-top
+  from tfp_glow.training._keras import keras  # pylint: disable=g-import-not-at-top
 
   def save(epoch, logs):
     del logs

@@ -6,12 +6,12 @@ import weakref
 
 import tensorflow as tf
 
-from tfp_glow import _batches
 from tfp_glow import data
 from tfp_glow import images as images_lib
 from tfp_glow import presets
 from tfp_glow import runs
 from tfp_glow.glow import Glow
+from tfp_glow.training import batches
 
 
 class Functions:
@@ -98,5 +98,5 @@ def first_images(config, split, count, data_dir, attribute=None):
 
 def images_and_labels(batch):
   """`(images, int32 labels or None)` of one batch of a dataset."""
-  images, labels = _batches.images_and_labels(batch)
+  images, labels = batches.images_and_labels(batch)
   return images, None if labels is None else tf.cast(labels, tf.int32)

@@ -13,17 +13,17 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_glow import _validation
-from tfp_glow import callbacks as glow_callbacks
 from tfp_glow import data
 from tfp_glow import images as images_lib
 from tfp_glow import presets
 from tfp_glow import runs
-from tfp_glow._keras import keras
 from tfp_glow.glow import Glow
-from tfp_glow.model import GlowModel
-from tfp_glow.model import default_optimizer
 from tfp_glow.tasks import _common
 from tfp_glow.tasks import grids
+from tfp_glow.training import GlowModel
+from tfp_glow.training import callbacks as glow_callbacks
+from tfp_glow.training import default_optimizer
+from tfp_glow.training._keras import keras
 
 __all__ = ['Evaluation', 'TrainResult', 'build_glow', 'build_model', 'train',
            'evaluate', 'evaluate_run']

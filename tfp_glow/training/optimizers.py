@@ -2,9 +2,8 @@
 
 import tensorflow as tf
 
-from tfp_glow import _numbers
 from tfp_glow import _validation
-from tfp_glow._keras import keras
+from tfp_glow.training._keras import keras
 
 __all__ = ['LinearWarmup', 'default_optimizer']
 
@@ -40,7 +39,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     super().__init__()
     if not isinstance(learning_rate,
                       keras.optimizers.schedules.LearningRateSchedule):
-      learning_rate = _numbers.positive_float('learning_rate', learning_rate)
+      learning_rate = _validation.positive_float('learning_rate', learning_rate)
     self.learning_rate = learning_rate
     self.warmup_steps = _validation.positive_int('warmup_steps', warmup_steps)
 
@@ -98,7 +97,7 @@ def default_optimizer(learning_rate=1e-3, *, warmup_steps: int = 500,
   """
   _validation.one_of('kind', kind, _OPTIMIZERS)
   if clip_norm is not None:
-    clip_norm = _numbers.positive_float('clip_norm', clip_norm)
+    clip_norm = _validation.positive_float('clip_norm', clip_norm)
   schedule = LinearWarmup(learning_rate, warmup_steps)
   cls = keras.optimizers.Adam if kind == 'adam' else keras.optimizers.Adamax
   return cls(learning_rate=schedule, global_clipnorm=clip_norm)

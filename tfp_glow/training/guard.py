@@ -4,13 +4,18 @@ Each step computes `first_nonfinite(loss, grads)`: `NO_ERROR` (-1) if the loss
 and every gradient are finite on every replica, 0 if the loss is not, `i + 1`
 if gradient `i` is the first that is not. `apply_if` applies the update only
 while that is `NO_ERROR` and nothing was recorded before; `GuardRecord` keeps
-the first error of the current `fit` for `NonFiniteGuard` to report.
+the first error of the current `fit`, and `NonFiniteGuard`, the callback
+`fit` adds, stops training and reports it.
 """
+
+import warnings
 
 import tensorflow as tf
 
-__all__ = ['NO_ERROR', 'GuardRecord', 'first_nonfinite', 'apply_if',
-           'message', 'variable_paths']
+from tfp_glow.training._keras import keras
+
+__all__ = ['NO_ERROR', 'GuardRecord', 'NonFiniteGuard', 'first_nonfinite',
+           'apply_if', 'message', 'variable_paths']
 
 NO_ERROR = -1  # Value of the guard record while everything is finite.
 
@@ -126,3 +131,40 @@ def variable_paths(module):
       predicate=lambda v: isinstance(v, tf.Variable), with_path=True):
     paths.setdefault(id(variable), '.'.join(str(p) for p in path))
   return paths
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+  """Stops `fit` after a step whose loss or gradients were not finite.
+
+  `GlowModel.train_step` never applies a non-finite update: it checks the loss
+  and every gradient, skips the optimizer step if any is NaN or inf, and
+  records what went wrong (the loss, or the first non-finite gradient and
+  its variable). From then on it applies no update until the next `fit`. This
+  callback reads that record after every batch; if it is set, it sets
+  `model.stop_training`, keeps the message in `self.message` and issues a
+  `RuntimeWarning` with it. The weights stay those of the last finite step.
+
+  `GlowModel.fit` adds one automatically (first in the list) unless the
+  callbacks already hold one.
+
+  #### Examples
+
+  ```python
+  model.fit(dataset, epochs=10, callbacks=[NonFiniteGuard()])
+  ```
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.message = None
+
+  def on_train_begin(self, logs=None):
+    self.message = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    message = self.model.nonfinite_message()
+    if message is None:
+      return
+    self.message = f'Batch {batch}: {message}'
+    self.model.stop_training = True
+    warnings.warn(self.message, RuntimeWarning, stacklevel=2)

@@ -9,7 +9,7 @@ global batch's noise by passing `offset = r * size_of_its_slice`.
 
 import tensorflow as tf
 
-from tfp_glow import _distribute
+from tfp_glow.training import _distribute
 
 __all__ = ['uniform', 'dequantize']
 

@@ -1,0 +1,420 @@
+"""`GlowModel`: trains a `tfp_glow.Glow` with Keras `compile` and `fit`.
+
+The same code runs under Keras 3 (`import keras`) and under tf_keras
+(`TF_USE_LEGACY_KERAS=1`); see `tfp_glow.training._keras`.
+"""
+
+import math
+
+import tensorflow as tf
+
+from tfp_glow import _validation
+from tfp_glow.glow import Glow
+from tfp_glow.training import _distribute
+from tfp_glow.training import batches
+from tfp_glow.training import data_checks
+from tfp_glow.training import guard
+from tfp_glow.training import noise
+from tfp_glow.training import saving
+from tfp_glow.training._keras import IS_LEGACY
+from tfp_glow.training._keras import GlowModelMixin
+from tfp_glow.training._keras import as_model_weights
+from tfp_glow.training._keras import keras
+from tfp_glow.training._keras import optimizer_is_built
+from tfp_glow.training._keras import register_serializable
+from tfp_glow.training._keras import warn_if_policy_ignored
+from tfp_glow.training.optimizers import LinearWarmup
+from tfp_glow.training.optimizers import default_optimizer
+
+__all__ = ['GlowModel', 'LinearWarmup', 'default_optimizer']
+
+_INIT_NOISE_STEP = -1   # Second seed of the noise of the data-dependent init.
+_EVAL_NOISE_STEP = -2   # Second seed of the noise of `evaluate`.
+
+
+@register_serializable
+class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
+  """A Keras model that trains a `tfp_glow.Glow` by maximum likelihood.
+
+  `compile` takes no loss: the loss is the negative log-likelihood in bits per
+  dimension of the dequantized batch,
+
+  ```none
+  x = images + u,  u ~ U[0, 1)^D            (inside train_step)
+  bits_per_dim = -log p(x) / (D ln 2)
+  loss = mean(bits_per_dim) + weight_y * mean(bits_y)    (bits_y: see below)
+  ```
+
+  and `fit` and `evaluate` report `loss` and `bits_per_dim` (`val_loss`,
+  `val_bits_per_dim` for validation data).
+
+  **Data.** Datasets (or arrays) yield integer images `[N, H, W, C]` in
+  `[0, 2**num_bits)` (uint8 or any int or float dtype holding integers), or
+  `(images, labels)` with int class ids `[N]`. Labels are used only by a
+  class-conditional Glow (`num_classes` set), which requires them. The
+  dequantization noise of training step `t` is a pure function of
+  `(noise_seed, t)`, drawn for the global batch and sliced per replica, so a
+  resumed run draws the same noise as an uninterrupted one, and an evenly
+  split batch gets the same noise with 1 or N replicas. `evaluate` uses one
+  fixed noise seed for every batch.
+
+  **Data checks.** Every batch of `fit` and `evaluate` (`train_step`,
+  `test_step`), the batch of `initialize` (and of the automatic init in
+  `fit`) and the served images of `export` are checked, whatever the Glow's
+  `validate_args`:
+
+  ```none
+  static, in Python when a step is traced: TypeError / ValueError
+    images: int or float dtype; shape [N, H, W, C] = [N, *glow.image_shape]
+    labels: int dtype; shape [N]   (class-conditional Glow; else ignored)
+  values, as assertions the step depends on: tf.errors.InvalidArgumentError
+    images: finite; integer values; in [0, 2**num_bits)
+    labels: in [0, num_classes); one per image
+  ```
+
+  Each message names `images` or `labels`, states the rule, shows what was
+  given and says how to fix it (float images in [0, 1]: `tf.cast(tf.round(
+  images * 255), tf.uint8)`). A failing batch raises before anything is
+  computed from it, so no update is applied. Labels whose values Python
+  knows (arrays given to `initialize`) are checked in Python: `ValueError`.
+  Once `fit` traced its step for data of several shapes, `tf.function`
+  relaxes the shapes the step is traced for; shapes it no longer knows are
+  then asserted at run time (`InvalidArgumentError`, same message). The
+  value checks cost about 1% of a training step (a 28x28x1, 2 x 4 steps,
+  width 64 Glow, batch 16, on CPU). `call` (dequantized `x`) is not checked.
+
+  **Data-dependent init.** `fit` runs the ActNorm init automatically, once:
+  if `glow.is_initialized` is False it calls `initialize` on the first
+  `init_batch_size` images (and labels) of the training data. Under a
+  `tf.distribute` strategy every replica, of every worker, gets the first
+  replica's values. A restored model is never re-initialised.
+
+  **Non-finite steps.** A step whose loss or a gradient is NaN or inf
+  applies no update; the `NonFiniteGuard` that `fit` adds stops training
+  with a message naming the loss or the variable.
+
+  **Class-conditional Glow.** With `glow.num_classes` set, as in the paper a
+  linear classifier on the spatial mean of the top latent adds
+  `weight_y * bits_y`, its cross-entropy in bits.
+
+  **Precision.** The model computes in the Glow's dtypes, whatever the Keras
+  dtype policy: mixed precision is `Glow(..., compute_dtype=tf.bfloat16)`
+  (variables, log-dets and the loss stay float32). Under a mixed Keras
+  policy, a Glow without `compute_dtype` warns.
+
+  **Variables.** Every variable of `glow` is a variable of the model, so
+  `tf.train.Checkpoint(model=model, optimizer=model.optimizer)`,
+  `save_weights`/`load_weights`, `ModelCheckpoint` and `BackupAndRestore`
+  save and restore them, including the ActNorm `initialized` flags. `compile`
+  builds the optimizer, so a `load_weights` after `compile` also restores its
+  state (moments and step). A user's model holding a `GlowModel` as a layer
+  has the Glow's variables among its own (trainable, saved, summarised), and
+  may add Keras regularisers and `add_loss` terms beside it.
+
+  **Saving.** `model.save('glow.keras')` writes the config (`get_config`:
+  the Glow's constructor arguments, `init_batch_size`, `noise_seed`,
+  `weight_y`), the weights (ActNorm `initialized` flags included) and the
+  optimizer's state; `keras.models.load_model('glow.keras')` rebuilds the
+  model, compiled and initialised (after `import tfp_glow`, which registers
+  `tfp_glow>GlowModel`). A Glow with a custom `conditioner_fn` has no
+  config: save its weights instead. `model.export(path)` writes a
+  SavedModel that needs only TensorFlow; its default endpoint
+  `serve(images)` returns the bits/dim of integer images (see `export`).
+  Keras 3 and tf_keras support all of this alike. Not supported:
+  whole-model `.h5` files, in either Keras, and tf_keras' legacy SavedModel
+  format (`model.save(dir)` without `.keras`; a subclassed model whose
+  `call` was never traced): use `.keras` files, `.weights.h5` files or
+  `export`.
+
+  **XLA.** `compile(jit_compile=True)` compiles the loss and its gradients
+  with XLA, not the whole step (XLA drops the assertions of the data checks);
+  see `compile`.
+
+  Args:
+    glow: a `tfp_glow.Glow`, built inside the strategy scope for distributed
+      training.
+    init_batch_size: Python `int` >= 1, images used by the automatic
+      data-dependent init. Default value: `256`.
+    noise_seed: Python `int`, seed of the dequantization noise (training,
+      evaluation and init). Default value: `0`.
+    weight_y: Python `float` >= 0, weight of the classification loss of a
+      class-conditional Glow; ignored otherwise. Default value: `0.01`.
+    name: Python `str`. Default value: `'glow_model'`.
+    **kwargs: other `keras.Model` arguments, except `dtype` (the Glow's).
+
+  Raises:
+    TypeError: if `glow` is not a `tfp_glow.Glow`.
+    TypeError, ValueError: for any other bad argument; the message names it.
+
+  #### Examples
+
+  ```python
+  glow = tfp_glow.Glow((8, 8, 1), num_levels=2, num_steps=2,
+                       hidden_channels=16, seed=0)
+  model = tfp_glow.GlowModel(glow, init_batch_size=256)
+  model.compile()                                # default_optimizer()
+  images = tf.data.Dataset.from_tensor_slices(uint8_images).batch(16)
+  history = model.fit(images, epochs=2)
+  model.evaluate(images, return_dict=True)  # {'loss': .., 'bits_per_dim': ..}
+  ```
+  """
+
+  def __init__(self, glow, *, init_batch_size: int = 256, noise_seed: int = 0,
+               weight_y=0.01, name: str = 'glow_model', **kwargs):
+    if not isinstance(glow, Glow):
+      raise TypeError('`glow` must be a tfp_glow.Glow; got '
+                      f'{type(glow).__name__}.')
+    dtype = kwargs.pop('dtype', None)
+    if dtype is not None and getattr(dtype, 'name', dtype) != glow.dtype.name:
+      raise ValueError('A GlowModel computes in the dtype of its Glow; '
+                       f'`dtype` must be None or {glow.dtype.name!r}; got '
+                       f'dtype={dtype!r}.')
+    super().__init__(name=name, dtype=glow.dtype.name, **kwargs)
+    self._init_batch_size = _validation.positive_int('init_batch_size',
+                                                     init_batch_size)
+    self._noise_seed = _validation.integer('noise_seed', noise_seed)
+    self._weight_y = _validation.nonnegative_float('weight_y', weight_y)
+    warn_if_policy_ignored(glow)
+    self.glow = glow
+    self._glow_variables = as_model_weights(glow.variables)
+    self._glow_paths = guard.variable_paths(glow)
+    self._classifier = None
+    if glow.num_classes:
+      self._classifier = keras.layers.Dense(
+          glow.num_classes, kernel_initializer='zeros', dtype=glow.dtype.name,
+          name='class_logits')
+      self._classifier.build((None, glow.top_channels))
+    self._trackers = _Trackers()
+    self._guard = guard.GuardRecord()
+    self._xla = False   # Set by `compile`.
+    self.built = True
+
+  @property
+  def init_batch_size(self):
+    return self._init_batch_size
+
+  @property
+  def noise_seed(self):
+    return self._noise_seed
+
+  @property
+  def weight_y(self):
+    return self._weight_y
+
+  @property
+  def metrics(self):
+    return [self._trackers.loss, self._trackers.bits_per_dim]
+
+  def call(self, x, labels=None):
+    """Log-density `glow.log_prob(x, labels)` of dequantized images `x`.
+
+    Not part of the data path: `x` are dequantized pixels (float, in
+    `[0, 2**num_bits)`), checked only by a Glow built with
+    `validate_args=True`. Integer images go to `fit`, `evaluate` and the
+    SavedModel of `export`, which dequantize (and check) them.
+
+    Args:
+      x: dequantized images `[N, H, W, C]`.
+      labels: class ids `[N]` of a class-conditional Glow. Default value:
+        `None`.
+
+    Returns:
+      `log p(x)`, shape `[N]`, in the Glow's dtype.
+    """
+    return self.glow.log_prob(tf.cast(x, self.glow.dtype), labels=labels)
+
+  def compile(self, optimizer=None, **kwargs):
+    """Configures training and builds the optimizer's variables.
+
+    With `jit_compile=True` (or Keras 3's default `'auto'` where it picks
+    XLA: on a GPU, without a distribution strategy) XLA compiles the loss and
+    its gradients, not the whole step: XLA drops `tf.debugging` assertions,
+    so the data checks (and the non-finite guard and the update) run outside
+    it, and `model.jit_compile` then reads `False`. Set it here, not later.
+
+    Args:
+      optimizer: a Keras optimizer or its name, or `None` for
+        `default_optimizer()` (Adam, warmup, clipping). Default value: `None`.
+      **kwargs: other arguments of `keras.Model.compile` (`jit_compile`,
+        `steps_per_execution`, `run_eagerly`, ...), except `loss`.
+
+    Raises:
+      ValueError: if a `loss` is given.
+    """
+    if kwargs.get('loss') is not None:
+      raise ValueError('GlowModel computes its own loss (bits/dim); `loss` '
+                       f'must be None; got loss={kwargs["loss"]!r}.')
+    kwargs.pop('loss', None)
+    if optimizer is None:
+      optimizer = default_optimizer()
+    super().compile(optimizer=optimizer, **kwargs)
+    # Read after Keras resolved 'auto'; Keras then compiles no whole step.
+    self._xla = bool(self.jit_compile)
+    if self._xla:
+      self.jit_compile = False
+    # Built now rather than in the first traced step: `fit` then traces its
+    # step once instead of twice, and `load_weights` restores the
+    # optimizer's state instead of skipping it.
+    optimizer = self.optimizer
+    if hasattr(optimizer, 'build') and not optimizer_is_built(optimizer):
+      with self.distribute_strategy.scope():
+        optimizer.build(self.trainable_variables)
+
+  def initialize(self, images, labels=None):
+    """Runs the Glow's data-dependent init on integer images, once.
+
+    Checks the data as `fit` does (see the class docstring), dequantizes
+    `images` with noise seeded by `noise_seed`, calls `glow.initialize` in
+    the cross-replica context of the model's strategy, then copies the first
+    replica's values to every replica (of every worker). Does nothing to
+    layers already initialised.
+
+    Args:
+      images: integer pixel values `[N, H, W, C]` in `[0, 2**num_bits)`.
+      labels: class ids `[N]`, required iff the Glow is class-conditional
+        (ignored otherwise, as in `fit`'s data). Default value: `None`.
+
+    Raises:
+      TypeError, ValueError: for data breaking a static rule.
+      tf.errors.InvalidArgumentError: for data breaking a value rule.
+    """
+    self._initialize(images, labels, 'GlowModel.initialize')
+
+  def _initialize(self, images, labels, where):
+    images, labels = self._checked(images, labels, where)
+    x = self._dequantize(images, (self._noise_seed, _INIT_NOISE_STEP))
+    strategy = self.distribute_strategy
+    with strategy.scope():
+      self.glow.initialize(x, labels=labels)
+      _distribute.broadcast_from_first_replica(
+          strategy, [v for v in self.glow.variables if v.dtype.is_floating])
+
+  def fit(self, x=None, y=None, **kwargs):
+    """`keras.Model.fit`, after the automatic data-dependent init.
+
+    If the Glow is not initialised yet, runs `initialize` on the first
+    `init_batch_size` images (and labels) of `x` (and `y`). Adds a
+    `NonFiniteGuard` to `callbacks` (passed by keyword) unless one is there.
+    All other arguments are those of `keras.Model.fit`.
+
+    Args:
+      x: training data: a batched `tf.data.Dataset` of `images` or
+        `(images, labels)`, or an array of images. Default value: `None`.
+      y: labels for an array `x`, or `None`. Default value: `None`.
+      **kwargs: other arguments of `keras.Model.fit`.
+
+    Returns:
+      The Keras `History`.
+
+    Raises:
+      TypeError, ValueError: for data breaking a static rule.
+      tf.errors.InvalidArgumentError: for data breaking a value rule.
+    """
+    if not self.glow.is_initialized:
+      images, labels = batches.take_init_batch(x, y,
+                                                self._init_batch_size)
+      self._initialize(images, labels, 'GlowModel.fit (data-dependent init)')
+    self._guard.reset()
+    if isinstance(x, tf.data.Dataset):
+      kwargs.setdefault('shuffle', False)  # Ignored; Keras 3 warns if True.
+    callbacks = list(kwargs.pop('callbacks', None) or [])
+    if not any(isinstance(c, guard.NonFiniteGuard)
+               for c in callbacks):
+      callbacks.insert(0, guard.NonFiniteGuard())
+    return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+  def nonfinite_message(self):
+    """What the last `fit` found non-finite (a `str`), or `None`."""
+    return guard.message(self._guard.index(), self.trainable_variables,
+                          self._glow_paths)
+
+  def train_step(self, data):
+    images, labels = self._unpack(data, 'GlowModel.train_step')
+    step = tf.cast(self.optimizer.iterations, tf.int64)
+    loss, bpd, grads = self._maybe_xla(self._loss_and_grads)(
+        images, labels, step)
+    variables = self.trainable_variables
+    bad = guard.first_nonfinite(loss, grads)
+    ok = tf.logical_and(tf.equal(bad, guard.NO_ERROR), self._guard.is_clear())
+    guard.apply_if(ok, self.optimizer, grads, variables)
+    self._guard.record(bad)
+    return self._update_metrics(loss, bpd)
+
+  def test_step(self, data):
+    images, labels = self._unpack(data, 'GlowModel.test_step')
+    loss, bpd = self._maybe_xla(self._test_loss)(images, labels)
+    return self._update_metrics(loss, bpd)
+
+  def _maybe_xla(self, fn):
+    """`fn`, compiled by XLA if `compile` asked for it (see `compile`)."""
+    return tf.function(fn, jit_compile=True) if self._xla else fn
+
+  def _loss_and_grads(self, images, labels, step):
+    x = self._dequantize(images, (self._noise_seed, step), global_batch=True)
+    num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      loss, bpd = self._loss(x, labels)
+      # The optimizer sums gradients over replicas.
+      scaled_loss = loss / num_replicas
+    return loss, bpd, tape.gradient(scaled_loss, self.trainable_variables)
+
+  def _test_loss(self, images, labels):
+    x = self._dequantize(images, (self._noise_seed, _EVAL_NOISE_STEP),
+                         global_batch=True)
+    return self._loss(x, labels)
+
+  def _unpack(self, data, where):
+    images, labels = batches.images_and_labels(data)
+    return self._checked(images, labels, where)
+
+  def _checked(self, images, labels, where):
+    """`(images, labels)` of the data path, checked (`data_checks.check`)."""
+    return data_checks.check(self.glow, images, labels, where)
+
+  def _dequantize(self, images, seed, global_batch=False):
+    return noise.dequantize(images, seed, self.glow.dtype, global_batch)
+
+  def _bits_per_dim(self, log_prob):
+    return -log_prob / (self.glow.num_dims * math.log(2.0))
+
+  def _loss(self, x, labels):
+    """Returns (scalar loss, per-example bits/dim)."""
+    bpd = self._bits_per_dim(self.glow.log_prob(x, labels=labels))
+    loss = tf.reduce_mean(bpd)
+    if self._classifier is not None and self._weight_y > 0.0:
+      logits = self._class_logits(x)
+      bits_y = tf.nn.sparse_softmax_cross_entropy_with_logits(
+          tf.cast(labels, tf.int32), logits) / math.log(2.0)
+      loss += self._weight_y * tf.reduce_mean(bits_y)
+    return loss, bpd
+
+  def _class_logits(self, x):
+    """Linear classifier on the spatial mean of the top latent (openai/glow)."""
+    # In a traced step TFP's cache returns what `log_prob` computed for `x`.
+    h = self.glow.encode_top(x)
+    return self._classifier(tf.reduce_mean(h, axis=[-3, -2]))
+
+  def _update_metrics(self, loss, bpd):
+    self._trackers.loss.update_state(loss)
+    self._trackers.bits_per_dim.update_state(bpd)
+    return _distribute.step_outputs({m.name: m.result() for m in self.metrics},
+                                    keras3=not IS_LEGACY)
+
+  def _serve(self, images, labels=None):
+    images, labels = self._checked(images, labels, 'GlowModel serve')
+    x = self._dequantize(images, (self._noise_seed, _EVAL_NOISE_STEP))
+    return self._bits_per_dim(self.glow.log_prob(x, labels=labels))
+
+
+class _Trackers:
+  """The model's `loss` and `bits_per_dim` metrics, hidden from tracking.
+
+  A plain object, so that Keras tracks neither metric as the model's: tf_keras
+  gathers the metrics of nested models into the logs of the outer one, where
+  a user's model holding a GlowModel would log this `loss` (0, never
+  updated) in place of its own. `GlowModel.metrics` returns them.
+  """
+
+  def __init__(self):
+    self.loss = keras.metrics.Mean(name='loss')
+    self.bits_per_dim = keras.metrics.Mean(name='bits_per_dim')

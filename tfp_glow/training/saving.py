@@ -1,0 +1,135 @@
+"""How a `GlowModel` is saved: its config (`.keras` files) and `export`.
+
+`GlowModel` takes these methods from `SavingMixin`; the model's own module
+keeps training. The config is the Glow's constructor arguments
+(`Glow.get_config`) and the model's own.
+"""
+
+import tensorflow as tf
+
+from tfp_glow import _validation
+from tfp_glow.glow import Glow
+from tfp_glow.training._keras import IS_LEGACY
+from tfp_glow.training._keras import keras
+
+__all__ = ['SavingMixin']
+
+
+class SavingMixin:
+  """`get_config`, `from_config`, `save`, `compile_from_config`, `export`.
+
+  For a Keras model with a `glow` and `init_batch_size`, `noise_seed`,
+  `weight_y` and a `_serve(images, labels=None)` method (bits/dim).
+  """
+
+
+  def get_config(self):
+    """The model's configuration: its Glow's constructor arguments and its own.
+
+    `GlowModel.from_config(model.get_config())` builds the same model with
+    fresh weights; `.keras` files hold this and the weights.
+
+    Returns:
+      A JSON-serialisable `dict`: `name`, `trainable`, `glow` (the
+      arguments of `tfp_glow.Glow`), `init_batch_size`, `noise_seed`,
+      `weight_y`.
+
+    Raises:
+      NotImplementedError: if the Glow has a custom `conditioner_fn` (a
+        function has no config).
+    """
+    return dict(name=self.name, trainable=self.trainable,
+                glow=self.glow.get_config(),
+                init_batch_size=self._init_batch_size,
+                noise_seed=self._noise_seed, weight_y=self._weight_y)
+
+  def save(self, filepath, *args, **kwargs):
+    """`keras.Model.save`, which first checks that the model has a config.
+
+    Keras writes (an empty) file before it asks for the config; this raises
+    before, so a model that cannot be saved leaves no file behind.
+
+    Args:
+      filepath: Python `str` or path, ending in `.keras`.
+      *args: other positional arguments of `keras.Model.save`.
+      **kwargs: other arguments of `keras.Model.save`.
+
+    Raises:
+      NotImplementedError: if the Glow has a custom `conditioner_fn`.
+    """
+    if not IS_LEGACY or str(filepath).endswith('.keras'):
+      self.glow.get_config()
+    return super().save(filepath, *args, **kwargs)
+
+  @classmethod
+  def from_config(cls, config):
+    """A `GlowModel` (with a new Glow) from `get_config()`'s output.
+
+    Args:
+      config: a `dict` from `get_config`.
+
+    Returns:
+      A `GlowModel`, not initialised: load its weights.
+    """
+    config = dict(config)
+    glow = Glow.from_config(config.pop('glow'))
+    return cls(glow, **config)
+
+  def compile_from_config(self, config):
+    """Compiles as `get_compile_config()` says (`load_model` calls this).
+
+    Keras skips it for a model that overrides `compile` unless the model
+    overrides this too; `compile` also builds the optimizer, whose state the
+    `.keras` file then restores.
+
+    Args:
+      config: a `dict` from `get_compile_config`.
+    """
+    self.compile(**keras.saving.deserialize_keras_object(config))
+
+  def export(self, filepath,
+             format='tf_saved_model',  # pylint: disable=redefined-builtin
+             verbose=None):
+    """Writes a SavedModel whose default endpoint serves bits/dim.
+
+    The SavedModel needs only TensorFlow: `tf.saved_model.load(filepath)`,
+    then
+
+    ```none
+    loaded.serve(images [N, H, W, C] float)            -> bits_per_dim [N]
+    loaded.serve(images, labels [N] int32)             (class-conditional)
+    loaded.signatures['serving_default'](images=...)   -> {'output_0': ...}
+    ```
+
+    `images` are integer pixel values in `[0, 2**num_bits)` (in the Glow's
+    float dtype), dequantized with the fixed noise `evaluate` uses, so a
+    batch gets the per-image bits/dim `evaluate` averages. The data's value
+    rules are checked at serving time as in `fit`. For more endpoints
+    (`log_prob`, `sample`, `encode`, `decode`) use
+    `tfp_glow.export_saved_model`.
+
+    Args:
+      filepath: Python `str` or path, the directory to write.
+      format: only `'tf_saved_model'`. Default value: `'tf_saved_model'`.
+      verbose: Python `bool` or `None`: print the endpoints (Keras 3 only).
+        Default value: `None`.
+
+    Raises:
+      ValueError: for another `format`, or if the Glow was never initialised.
+    """
+    _validation.one_of('format', format, ('tf_saved_model',))
+    if not self.glow.is_initialized:
+      raise ValueError('The Glow has not been initialised: run '
+                       '`model.initialize(images)` (or `fit`) before '
+                       '`export`.')
+    specs = [tf.TensorSpec([None, *self.glow.image_shape], self.glow.dtype,
+                           name='images')]
+    if self.glow.num_classes:
+      specs.append(tf.TensorSpec([None], tf.int32, name='labels'))
+    archive = keras.export.ExportArchive()
+    archive.track(self)
+    archive.add_endpoint('serve', self._serve, input_signature=specs)
+    if IS_LEGACY:
+      archive.write_out(str(filepath))
+    else:
+      archive.write_out(str(filepath), verbose=bool(verbose))
