@@ -142,7 +142,7 @@ def test_log_prob_value_rules_under_validate_args(validating, glow, bad, match):
 @pytest.mark.parametrize('images,match', [
     (tf.random.stateless_uniform([2, 8, 8, 1], (1, 1)),
      r'`x` must hold integer pixel values in \[0, 256\) \(num_bits=8\); got '
-     r'non-integer values from [\s\S]* For float images in \[0, 1\], pass '
+     r'non-integer values from[\s\S]*For float images in \[0, 1\], pass '
      r'tf.cast\(tf.round\(images \* 255\), tf.uint8\)'),
     (tf.fill([2, 8, 8, 1], 1000), r'`x` must hold pixel values in \[0, 256\)'),
 ])
