@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import tfp_glow
 from tfp_glow import bijectors as gb
 from tfp_glow import nn
 from tests import bijector_checks
+from tests.conftest import make_small_glow
 
 F64 = tf.float64
 NET = nn.glow_conditioner(hidden_channels=8)
@@ -47,12 +47,11 @@ def _perturbed(bijector):
   return bijector
 
 
-def _glow(**kwargs):
-  config = dict(num_levels=2, num_steps=2, hidden_channels=8, dtype=F64,
-                seed=1)
+def _perturbed_glow(image_shape=(8, 8, 1), **kwargs):
+  """A float64 `small_glow` of 2 steps, seed 1, initialised and perturbed."""
+  config = dict(num_steps=2, dtype=F64, seed=1)
   config.update(kwargs)
-  image_shape = config.pop('image_shape', (8, 8, 1))
-  glow = tfp_glow.Glow(image_shape, **config)
+  glow = make_small_glow(image_shape, **config)
   x = tf.random.stateless_uniform((16,) + image_shape, [3, 4], 0.0, 256.0,
                                   dtype=F64)
   glow.initialize(x, labels=tf.range(16) % 3 if config.get('num_classes')
@@ -103,16 +102,18 @@ CASES = {
         _initialized(gb.Recompute(gb.Chain(
             [gb.ActNorm(4, F64), gb.AffineCoupling(4, NET, 0, F64)]))),
         _normal([3, 4, 4, 4]), {}),
-    'glow_8x8x1': lambda: (_glow().bijector, _normal([3, 2, 2, 16]), {}),
+    'glow_8x8x1': lambda: (_perturbed_glow().bijector, _normal([3, 2, 2, 16]),
+                           {}),
     'glow_8x8x1_recompute_reverse': lambda: (
-        _glow(recompute_gradients=True, permutation='reverse').bijector,
+        _perturbed_glow(recompute_gradients=True,
+                        permutation='reverse').bijector,
         _normal([3, 2, 2, 16]), {}),
     'glow_4x4x3_additive_shuffle': lambda: (
-        _glow(image_shape=(4, 4, 3), coupling='additive',
-              permutation='shuffle').bijector,
+        _perturbed_glow(image_shape=(4, 4, 3), coupling='additive',
+                        permutation='shuffle').bijector,
         _normal([3, 1, 1, 48]), {}),
     'glow_8x8x1_conditional_conv1x1': lambda: (
-        _glow(num_classes=3, permutation='conv1x1').bijector,
+        _perturbed_glow(num_classes=3, permutation='conv1x1').bijector,
         _normal([3, 2, 2, 16]),
         {'top_prior': {'labels': tf.constant([0, 1, 2])},
          'temperature': {'temperature': 0.8}}),

@@ -9,30 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfp_glow
 from tfp_glow.training import callbacks as glow_callbacks
 from tfp_glow import images as glow_images
-from tfp_glow.training import model as gm
 from tfp_glow.training._keras import keras
 
-SHAPE = (8, 8, 1)
 
-
-def _images(n=32, seed=0):
-  rng = np.random.default_rng(seed)
-  return (rng.integers(0, 64, size=(n,) + SHAPE) + 96).astype(np.uint8)
-
-
-def _dataset(n=32):
-  return tf.data.Dataset.from_tensor_slices(_images(n)).batch(16)
-
-
-def _model(seed=0, **glow_kwargs):
-  glow = tfp_glow.Glow(SHAPE, num_levels=2, num_steps=1, hidden_channels=8,
-                       seed=seed, **glow_kwargs)
-  model = gm.GlowModel(glow, init_batch_size=32)
-  model.compile(gm.default_optimizer(2e-3, warmup_steps=3))
-  return model
+def _dataset(images):
+  return tf.data.Dataset.from_tensor_slices(images).batch(16)
 
 
 def _values(variables):
@@ -59,10 +42,11 @@ def _grid(samples, rows=None):
   return glow_images.image_grid(glow_images.to_uint8(samples).numpy(), rows)
 
 
-def test_sample_grid_writes_seeded_pngs_and_tensorboard_images(tmp_path):
+def test_sample_grid_writes_seeded_pngs_and_tensorboard_images(
+    tmp_path, uint8_images, compiled_model):
   png_dir, log_dir = str(tmp_path / 'samples'), str(tmp_path / 'logs')
-  dataset = _dataset()
-  model = _model()
+  dataset = _dataset(uint8_images())
+  model = compiled_model()
   grid = glow_callbacks.SampleGrid(png_dir, temperatures=(0.7, 1.0),
                                    num_samples=6, seed=3, log_dir=log_dir)
   every_2 = glow_callbacks.SampleGrid(str(tmp_path / 'every2'),
@@ -108,9 +92,8 @@ def test_sample_grid_writes_seeded_pngs_and_tensorboard_images(tmp_path):
     assert 'epoch_loss' in scalars
 
 
-def test_sample_grid_labels_epochs_and_errors(tmp_path):
-  glow = tfp_glow.Glow(SHAPE, num_levels=2, num_steps=1, hidden_channels=8,
-                       num_classes=3, seed=0)
+def test_sample_grid_labels_epochs_and_errors(tmp_path, small_glow):
+  glow = small_glow(num_classes=3)
   # As if trained: the class-conditional prior's weights away from zero.
   weights = [v for v in glow.variables if 'class_weights' in v.name]
   assert len(weights) == 1
@@ -132,8 +115,7 @@ def test_sample_grid_labels_epochs_and_errors(tmp_path):
                                     glow=glow)
   assert not np.array_equal(other.sample(2)[1.0].numpy(), default.numpy())
 
-  unconditional = tfp_glow.Glow(SHAPE, num_levels=2, num_steps=1,
-                                hidden_channels=8, seed=0)
+  unconditional = small_glow()
   with pytest.raises(ValueError, match='not class-conditional'):
     glow_callbacks.SampleGrid(str(tmp_path), num_samples=2, labels=[0, 1],
                               glow=unconditional).on_train_begin()
@@ -183,9 +165,10 @@ def _assert_same_state(model, reference):
     np.testing.assert_array_equal(a, b)
 
 
-def test_model_checkpoint_and_backup_resume_exactly(tmp_path):
-  dataset = _dataset()
-  reference = _model(seed=0)
+def test_model_checkpoint_and_backup_resume_exactly(tmp_path, uint8_images,
+                                                    compiled_model):
+  dataset = _dataset(uint8_images())
+  reference = compiled_model(seed=0)
   uninterrupted = reference.fit(dataset, epochs=2, verbose=0).history['loss']
 
   # A run that saves after epoch 1 and crashes at the start of epoch 2.
@@ -193,7 +176,7 @@ def test_model_checkpoint_and_backup_resume_exactly(tmp_path):
       str(tmp_path / 'ckpt' / 'epoch_{epoch}.weights.h5'),
       save_weights_only=True)
   backup_dir = str(tmp_path / 'backup')
-  crashed = _model(seed=0)
+  crashed = compiled_model(seed=0)
   with pytest.raises(RuntimeError, match='Interrupted'):
     crashed.fit(dataset, epochs=2, verbose=0, callbacks=[
         checkpoint, keras.callbacks.BackupAndRestore(backup_dir),
@@ -202,7 +185,7 @@ def test_model_checkpoint_and_backup_resume_exactly(tmp_path):
 
   # ModelCheckpoint: load_weights into a model built with another seed
   # (compiled, so its optimizer is built and takes the saved moments).
-  resumed = _model(seed=1)
+  resumed = compiled_model(seed=1)
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
     resumed.load_weights(str(tmp_path / 'ckpt' / 'epoch_1.weights.h5'))
@@ -214,7 +197,7 @@ def test_model_checkpoint_and_backup_resume_exactly(tmp_path):
   _assert_same_state(resumed, reference)
 
   # BackupAndRestore: the same fit call on a fresh model continues at epoch 2.
-  restored = _model(seed=1)
+  restored = compiled_model(seed=1)
   history = restored.fit(dataset, epochs=2, verbose=0, callbacks=[
       keras.callbacks.BackupAndRestore(backup_dir)])
   assert history.history['loss'] == uninterrupted[1:]

@@ -3,15 +3,11 @@
 import pytest
 import tensorflow as tf
 
-import tfp_glow
 from tfp_glow import bijectors as gb
 from tfp_glow import nn
 
-GOOD = dict(num_levels=2, num_steps=2, hidden_channels=8)
-
-
-def _glow(image_shape=(8, 8, 1), **overrides):
-  return tfp_glow.Glow(image_shape, **dict(GOOD, **overrides))
+# Good arguments beside `small_glow`'s 2 levels and 8 hidden channels.
+GOOD = dict(num_steps=2, seed=None)
 
 
 @pytest.mark.parametrize('image_shape,overrides,error,match', [
@@ -38,20 +34,20 @@ def _glow(image_shape=(8, 8, 1), **overrides):
     ((8, 8, 1), dict(dtype=tf.float16), ValueError,
      r'`dtype` must be tf.float32 or tf.float64; got float16'),
 ])
-def test_bad_glow_arguments(image_shape, overrides, error, match):
+def test_bad_glow_arguments(image_shape, overrides, error, match, small_glow):
   with pytest.raises(error, match=match):
-    _glow(image_shape, **overrides)
+    small_glow(image_shape, **dict(GOOD, **overrides))
 
 
-def test_unknown_keyword_is_rejected():
-  glow = _glow()
+def test_unknown_keyword_is_rejected(small_glow):
+  glow = small_glow(**GOOD)
   with pytest.raises(TypeError, match=r"Unexpected keyword arguments \['label'\]"):
     glow.log_prob(tf.zeros([1, 8, 8, 1]), label=3)
 
 
-def test_labels_on_an_unconditional_model_are_rejected():
+def test_labels_on_an_unconditional_model_are_rejected(small_glow):
   with pytest.raises(ValueError, match='built without `num_classes`'):
-    _glow().log_prob(tf.zeros([1, 8, 8, 1]), labels=[1])
+    small_glow(**GOOD).log_prob(tf.zeros([1, 8, 8, 1]), labels=[1])
 
 
 @pytest.mark.parametrize('make,error,match', [

@@ -26,18 +26,8 @@ SHAPE = (8, 8, 1)
 NUM_DIMS = math.prod(SHAPE)
 
 
-def _images(n=32, seed=0):
-  rng = np.random.default_rng(seed)
-  return (rng.integers(0, 64, size=(n,) + SHAPE) + 96).astype(np.uint8)
-
-
 def _labels(n=32, num_classes=2):
   return np.arange(n) % num_classes
-
-
-def _glow(seed=0, **kwargs):
-  return tfp_glow.Glow(SHAPE, num_levels=2, num_steps=2, hidden_channels=8,
-                       seed=seed, **kwargs)
 
 
 def _run(script, *args):
@@ -75,16 +65,17 @@ class ClassifierWithDensity(keras.Model):
     return self.head(tf.reshape(x, [-1, NUM_DIMS]) / 255.0)
 
 
-def _user_model(seed=0):
-  model = ClassifierWithDensity(_glow(seed))
+def _user_model(glow):
+  model = ClassifierWithDensity(glow)
   model.compile(keras.optimizers.Adam(2e-3), loss=(
       keras.losses.SparseCategoricalCrossentropy(from_logits=True)))
   return model
 
 
-def test_user_model_trains_with_add_loss_and_a_regularised_layer():
-  images, labels = _images(), _labels()
-  model = _user_model()
+def test_user_model_trains_with_add_loss_and_a_regularised_layer(
+    uint8_images, small_glow):
+  images, labels = uint8_images(), _labels()
+  model = _user_model(small_glow(num_steps=2))
   model.density.initialize(images)   # By hand, before fit (as a user would).
   glow = model.density.glow
   assert {id(v) for v in glow.trainable_variables} <= {
@@ -116,9 +107,10 @@ def test_user_model_trains_with_add_loss_and_a_regularised_layer():
       rtol=1e-5)
 
 
-def test_user_model_summary_counts_the_glow_parameters():
-  model = _user_model()
-  model(_images(2))
+def test_user_model_summary_counts_the_glow_parameters(uint8_images,
+                                                       small_glow):
+  model = _user_model(small_glow(num_steps=2))
+  model(uint8_images(2))
   lines = []
   model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
   text = '\n'.join(lines)
@@ -131,15 +123,17 @@ def test_user_model_summary_counts_the_glow_parameters():
   assert f'Total params: {glow_params + head_params:,}' in text, text
 
 
-def test_user_model_weights_file_round_trip(tmp_path):
-  images, labels = _images(), _labels()
-  model = _user_model(seed=0)
+def test_user_model_weights_file_round_trip(tmp_path, uint8_images,
+                                            small_glow):
+  images, labels = uint8_images(), _labels()
+  model = _user_model(small_glow(num_steps=2, seed=0))
   model.density.initialize(images)
   model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
   path = str(tmp_path / 'user.weights.h5')
   model.save_weights(path)
 
-  other = _user_model(seed=1)   # Other initial values everywhere.
+  # Other initial values everywhere.
+  other = _user_model(small_glow(num_steps=2, seed=1))
   other(images[:2])             # Builds the head.
   other.optimizer.build(other.trainable_variables)
   assert not other.density.glow.is_initialized
@@ -153,7 +147,7 @@ def test_user_model_weights_file_round_trip(tmp_path):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_config_round_trip_keeps_every_argument():
+def test_config_round_trip_keeps_every_argument(small_glow):
   glow = tfp_glow.Glow(
       SHAPE, num_levels=2, num_steps=1, hidden_channels=8, coupling='additive',
       permutation='shuffle', learn_top=False, num_classes=4, num_bits=5,
@@ -180,14 +174,15 @@ def test_config_round_trip_keeps_every_argument():
   assert keras.saving.serialize_keras_object(model)['registered_name'] == (
       'tfp_glow>GlowModel')
 
-  mixed = gm.GlowModel(_glow(compute_dtype=tf.bfloat16))
+  mixed = gm.GlowModel(small_glow(num_steps=2, compute_dtype=tf.bfloat16))
   assert mixed.get_config()['glow']['compute_dtype'] == 'bfloat16'
   assert gm.GlowModel.from_config(mixed.get_config()).glow.parameters[
       'compute_dtype'] == 'bfloat16'
 
 
-def test_a_glow_with_a_custom_conditioner_fn_has_no_config(tmp_path):
-  glow = _glow(conditioner_fn=nn.glow_conditioner(8))
+def test_a_glow_with_a_custom_conditioner_fn_has_no_config(tmp_path,
+                                                           small_glow):
+  glow = small_glow(num_steps=2, conditioner_fn=nn.glow_conditioner(8))
   model = gm.GlowModel(glow)
   model.compile()
   with pytest.raises(NotImplementedError, match='`conditioner_fn` must be '
@@ -229,10 +224,12 @@ _LOAD_KERAS_FILE = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('num_classes', [None, 3])
-def test_keras_file_reloads_in_a_fresh_process(tmp_path, num_classes):
-  images = _images()
+def test_keras_file_reloads_in_a_fresh_process(tmp_path, num_classes,
+                                               uint8_images, small_glow):
+  images = uint8_images()
   labels = _labels(num_classes=num_classes) if num_classes else None
-  model = gm.GlowModel(_glow(num_classes=num_classes), init_batch_size=16,
+  model = gm.GlowModel(small_glow(num_steps=2, num_classes=num_classes),
+                       init_batch_size=16,
                        noise_seed=3, weight_y=0.5)
   model.compile(gm.default_optimizer(2e-3, warmup_steps=2))
   batch = (images, labels) if num_classes else (images,)
@@ -301,11 +298,13 @@ _SERVE = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('num_classes', [None, 3])
-def test_export_serves_bits_per_dim_without_tfp_glow(tmp_path, num_classes):
-  images = _images(16)
+def test_export_serves_bits_per_dim_without_tfp_glow(tmp_path, num_classes,
+                                                     uint8_images,
+                                                     compiled_model):
+  images = uint8_images(16)
   labels = _labels(16, 3) if num_classes else None
-  model = gm.GlowModel(_glow(num_classes=num_classes), init_batch_size=16)
-  model.compile(gm.default_optimizer(2e-3, warmup_steps=2))
+  model = compiled_model(num_steps=2, num_classes=num_classes,
+                         warmup_steps=2, init_batch_size=16)
   batch = (images, labels) if num_classes else (images,)
   model.fit(*batch, batch_size=16, epochs=1, verbose=0)
   path = str(tmp_path / 'saved_model')
@@ -328,11 +327,11 @@ def test_export_serves_bits_per_dim_without_tfp_glow(tmp_path, num_classes):
                            '[0, 256)') in out['error']
 
 
-def test_export_argument_errors(tmp_path):
-  model = gm.GlowModel(_glow())
+def test_export_argument_errors(tmp_path, uint8_images, small_glow):
+  model = gm.GlowModel(small_glow(num_steps=2))
   with pytest.raises(ValueError, match='has not been initialised'):
     model.export(str(tmp_path / 'a'))
-  model.initialize(_images())
+  model.initialize(uint8_images())
   with pytest.raises(ValueError, match="`format` must be one of "
                      "'tf_saved_model'; got 'onnx'"):
     model.export(str(tmp_path / 'b'), format='onnx')

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfp_glow
 from tfp_glow.training import model as gm
 from tfp_glow.training._keras import keras
 
@@ -26,16 +25,6 @@ def mixed_bfloat16():
   finally:
     keras.mixed_precision.set_global_policy(previous)
   assert keras.mixed_precision.global_policy().name == previous.name
-
-
-def _images(n=32, seed=0):
-  rng = np.random.default_rng(seed)
-  return (rng.integers(0, 64, size=(n,) + SHAPE) + 96).astype(np.uint8)
-
-
-def _glow(**kwargs):
-  return tfp_glow.Glow(SHAPE, num_levels=2, num_steps=1, hidden_channels=16,
-                       seed=0, **kwargs)
 
 
 class _Record(keras.callbacks.Callback):
@@ -54,20 +43,19 @@ class _Record(keras.callbacks.Callback):
       self.first_loss = float(logs['loss'])
 
 
-def _float32_copy(values):
+def _float32_copy(small_glow, values):
   """A float32 Glow of the same configuration holding `values`."""
-  glow = _glow()
+  glow = small_glow(hidden_channels=16)
   for variable, value in zip(glow.variables, values):
     variable.assign(value)
   return glow
 
 
 def test_bfloat16_glow_trains_under_mixed_policy_close_to_float32(
-    mixed_bfloat16):
-  images = _images()
-  glow = _glow(compute_dtype=tf.bfloat16)
-  model = gm.GlowModel(glow, init_batch_size=32)
-  model.compile(gm.default_optimizer(2e-3, warmup_steps=2))
+    mixed_bfloat16, uint8_images, small_glow, compiled_model):
+  images = uint8_images()
+  glow = small_glow(hidden_channels=16, compute_dtype=tf.bfloat16)
+  model = compiled_model(glow, warmup_steps=2)
   record = _Record()
   history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(16),
                       epochs=2, verbose=0, callbacks=[record])
@@ -86,28 +74,28 @@ def test_bfloat16_glow_trains_under_mixed_policy_close_to_float32(
 
   # Step 0: the loss fit reported for the first batch, against float32
   # arithmetic with the same weights (other dequantization noise).
-  at_begin = _float32_copy(record.at_begin)
+  at_begin = _float32_copy(small_glow, record.at_begin)
   step0_float32 = float(tf.reduce_mean(at_begin.bits_per_dim(images[:16],
                                                              seed=seed)))
   assert abs(record.first_loss - step0_float32) < 0.05
 
   # Trained weights (non-zero coupling outputs): bfloat16 changes the
   # bits/dim, by little.
-  trained = _float32_copy([v.numpy() for v in glow.variables])
+  trained = _float32_copy(small_glow, [v.numpy() for v in glow.variables])
   bpd_float32 = trained.bits_per_dim(images, seed=seed).numpy()
   difference = np.abs(bpd.numpy() - bpd_float32)
   assert 0.0 < difference.max() < 0.05
 
 
 def test_mixed_policy_without_compute_dtype_warns_and_stays_float32(
-    mixed_bfloat16):
-  glow = _glow()
+    mixed_bfloat16, uint8_images, small_glow):
+  glow = small_glow(hidden_channels=16)
   with pytest.warns(UserWarning, match=r"'mixed_bfloat16'.*compute_dtype="
                     r'tf\.bfloat16'):
     model = gm.GlowModel(glow)
   # No autocast of the inputs to bfloat16: exactly the Glow's log_prob.
   assert model.compute_dtype == 'float32'
-  x = tf.constant(_images(4), tf.float32) + tf.random.stateless_uniform(
+  x = tf.constant(uint8_images(4), tf.float32) + tf.random.stateless_uniform(
       [4] + list(SHAPE), (1, 2))
   log_prob = model(x)
   assert log_prob.dtype == tf.float32

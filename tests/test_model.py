@@ -23,25 +23,6 @@ from tfp_glow.training._keras import keras
 SHAPE = (8, 8, 1)
 
 
-def _images(n=64, seed=0):
-  """uint8 images with 64 grey levels: about 6 bits/dim of true entropy."""
-  rng = np.random.default_rng(seed)
-  return (rng.integers(0, 64, size=(n,) + SHAPE) + 96).astype(np.uint8)
-
-
-def _glow(seed=0, num_steps=2, **kwargs):
-  return tfp_glow.Glow(SHAPE, num_levels=2, num_steps=num_steps,
-                       hidden_channels=8, seed=seed, **kwargs)
-
-
-def _model(seed=0, lr=2e-3, warmup=5, init_batch_size=32, glow_kwargs=None,
-           **kwargs):
-  model = gm.GlowModel(_glow(seed, **(glow_kwargs or {})),
-                       init_batch_size=init_batch_size, **kwargs)
-  model.compile(gm.default_optimizer(lr, warmup_steps=warmup))
-  return model
-
-
 def _values(variables):
   return [np.array(v.numpy()) for v in variables]
 
@@ -68,10 +49,11 @@ def test_keras_flavour_is_keras3():
   assert keras.__version__.startswith('3.')
 
 
-def test_fit_lowers_bits_per_dim_and_trains_every_variable():
-  images = _images(64)
+def test_fit_lowers_bits_per_dim_and_trains_every_variable(uint8_images,
+                                                           compiled_model):
+  images = uint8_images(64)
   dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
-  model = _model()
+  model = compiled_model(num_steps=2, warmup_steps=5)
   glow = model.glow
   assert len(model.trainable_weights) == len(glow.trainable_variables) == 61
   assert len(model.non_trainable_weights) == len(glow.non_trainable_variables)
@@ -132,9 +114,10 @@ class _ActNormOutput(keras.callbacks.Callback):
     self.output = _first_actnorm_output(self.model.glow, x).numpy()
 
 
-def test_fit_runs_data_dependent_init_once_on_the_first_init_batch():
-  images = _images(64)
-  model = _model(init_batch_size=24, glow_kwargs=dict(num_steps=1))
+def test_fit_runs_data_dependent_init_once_on_the_first_init_batch(
+    uint8_images, small_glow, compiled_model):
+  images = uint8_images(64)
+  model = compiled_model(num_steps=1, warmup_steps=5, init_batch_size=24)
   assert not model.glow.is_initialized
   params = _actnorm_params(model.glow)
   snapshot = _Snapshot(params)
@@ -156,11 +139,11 @@ def test_fit_runs_data_dependent_init_once_on_the_first_init_batch():
   # Deterministic: a model built with the same seed, fitted on a fresh copy
   # of the pipeline, and one initialised by hand on the same first 24 images
   # get the same ActNorm parameters, bit for bit.
-  twin = _model(init_batch_size=24, glow_kwargs=dict(num_steps=1))
+  twin = compiled_model(num_steps=1, warmup_steps=5, init_batch_size=24)
   twin_snapshot = _Snapshot(_actnorm_params(twin.glow))
   twin.fit(_shuffled(images), epochs=1, steps_per_epoch=1, verbose=0,
            callbacks=[twin_snapshot])
-  by_hand = gm.GlowModel(_glow(num_steps=1), init_batch_size=24)
+  by_hand = gm.GlowModel(small_glow(num_steps=1), init_batch_size=24)
   by_hand.initialize(init_batch)
   for got, twin_got, want in zip(snapshot.at_begin[0],
                                  twin_snapshot.at_begin[0],
@@ -176,16 +159,17 @@ def test_fit_runs_data_dependent_init_once_on_the_first_init_batch():
     np.testing.assert_array_equal(got, want)
 
 
-def test_checkpoint_restore_gives_identical_log_prob_and_next_steps(tmp_path):
-  images = _images(64)
+def test_checkpoint_restore_gives_identical_log_prob_and_next_steps(
+    tmp_path, uint8_images, compiled_model):
+  images = uint8_images(64)
   dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
-  model_a = _model(seed=0)
+  model_a = compiled_model(seed=0, num_steps=2, warmup_steps=5)
   model_a.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)
   path = tf.train.Checkpoint(model=model_a, optimizer=model_a.optimizer).write(
       str(tmp_path / 'ckpt'))
 
   # Another seed: every value, the permutations and flags come from the file.
-  model_b = _model(seed=1)
+  model_b = compiled_model(seed=1, num_steps=2, warmup_steps=5)
   model_b.optimizer.build(model_b.trainable_variables)
   tf.train.Checkpoint(model=model_b, optimizer=model_b.optimizer).read(
       path).assert_consumed()
@@ -205,22 +189,23 @@ def test_checkpoint_restore_gives_identical_log_prob_and_next_steps(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_save_weights_round_trip(tmp_path):
-  images = _images(32)
-  model_a = _model(seed=0)
+def test_save_weights_round_trip(tmp_path, uint8_images, compiled_model):
+  images = uint8_images(32)
+  model_a = compiled_model(seed=0, num_steps=2, warmup_steps=5)
   model_a.fit(images, batch_size=16, epochs=1, verbose=0)
   path = str(tmp_path / 'glow.weights.h5')
   model_a.save_weights(path)
-  model_b = _model(seed=1)
+  model_b = compiled_model(seed=1, num_steps=2, warmup_steps=5)
   model_b.load_weights(path)
   assert model_b.glow.is_initialized
   x = tf.constant(images[:8], tf.float32) + 0.5
   np.testing.assert_array_equal(model_a(x).numpy(), model_b(x).numpy())
 
 
-def test_nonfinite_loss_stops_training_without_update():
-  images = _images(32)
-  model = _model()
+def test_nonfinite_loss_stops_training_without_update(uint8_images,
+                                                       compiled_model):
+  images = uint8_images(32)
+  model = compiled_model(num_steps=2, warmup_steps=5)
   model.initialize(images)
   log_scale = [v for v in model.glow.trainable_variables
                if v.name.endswith('act_norm/log_scale:0')][0]
@@ -244,9 +229,10 @@ class _NaNGradient(gm.GlowModel):
     return loss + zero, bpd
 
 
-def test_nonfinite_gradient_is_named_and_not_applied():
-  images = _images(32)
-  model = _NaNGradient(_glow(), init_batch_size=32)
+def test_nonfinite_gradient_is_named_and_not_applied(uint8_images,
+                                                     small_glow):
+  images = uint8_images(32)
+  model = _NaNGradient(small_glow(num_steps=2), init_batch_size=32)
   model.compile(gm.default_optimizer(1e-3, warmup_steps=5))
   model.initialize(images)
   before = _values(model.variables)
@@ -260,20 +246,20 @@ def test_nonfinite_gradient_is_named_and_not_applied():
     np.testing.assert_array_equal(a, b)
 
 
-def test_xla_step0_loss_equals_non_xla():
-  images = _images(16)
+def test_xla_step0_loss_equals_non_xla(uint8_images, compiled_model):
+  images = uint8_images(16)
   losses = []
   for jit in (False, True):
-    model = gm.GlowModel(_glow(num_steps=1), init_batch_size=16)
-    model.compile(gm.default_optimizer(1e-3, warmup_steps=5),
-                  jit_compile=jit)
+    model = compiled_model(num_steps=1, learning_rate=1e-3, warmup_steps=5,
+                           init_batch_size=16, jit_compile=jit)
     history = model.fit(images, batch_size=16, epochs=1, shuffle=False,
                         verbose=0)
     losses.append(history.history['loss'][0])
   np.testing.assert_allclose(losses[0], losses[1], atol=1e-4)
 
 
-def test_high_learning_rate_sweep_stays_finite_for_10_seeds():
+def test_high_learning_rate_sweep_stays_finite_for_10_seeds(small_glow,
+                                                            compiled_model):
   """lr 1e-2 (10x the paper's) with warmup and the default clipping.
 
   The warmup is shortened to 10 steps so that 30 of the 40 steps of each run
@@ -286,12 +272,12 @@ def test_high_learning_rate_sweep_stays_finite_for_10_seeds():
   rng = np.random.default_rng(0)
   images = (rng.integers(0, 2, size=(64,) + SHAPE) * 255).astype(np.uint8)
   dataset = tf.data.Dataset.from_tensor_slices(images).batch(16)
-  model = gm.GlowModel(_glow(num_steps=1), init_batch_size=64)
-  model.compile(gm.default_optimizer(1e-2, warmup_steps=10))
+  model = compiled_model(num_steps=1, learning_rate=1e-2, warmup_steps=10,
+                         init_batch_size=64)
   assert model.optimizer.global_clipnorm == 5.0
   initial_optimizer = _values(model.optimizer.variables)
   for seed in range(10):
-    fresh = _glow(seed, num_steps=1)
+    fresh = small_glow(num_steps=1, seed=seed)
     for variable, value in zip(model.glow.variables, fresh.variables):
       variable.assign(value)
     for variable, value in zip(model.optimizer.variables, initial_optimizer):
@@ -305,11 +291,11 @@ def test_high_learning_rate_sweep_stays_finite_for_10_seeds():
     assert bpd[-1] < bpd[0] - 0.2, (seed, bpd)  # And it trains.
 
 
-def test_class_conditional_fit_uses_labels_and_classifier():
-  images = _images(32)
+def test_class_conditional_fit_uses_labels_and_classifier(uint8_images,
+                                                          compiled_model):
+  images = uint8_images(32)
   labels = np.arange(32) % 3
-  model = gm.GlowModel(_glow(num_classes=3), init_batch_size=32)
-  model.compile(gm.default_optimizer(2e-3, warmup_steps=2))
+  model = compiled_model(num_steps=2, num_classes=3, warmup_steps=2)
   assert len(model.trainable_weights) == (
       len(model.glow.trainable_variables) + 2)  # + classifier kernel, bias.
   dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
@@ -323,15 +309,15 @@ def test_class_conditional_fit_uses_labels_and_classifier():
     model.fit(images, batch_size=16, epochs=1, verbose=0)
 
 
-def test_argument_errors():
+def test_argument_errors(small_glow):
   with pytest.raises(TypeError, match='`glow` must be a tfp_glow.Glow'):
     gm.GlowModel('glow')
   with pytest.raises(ValueError, match='init_batch_size'):
-    gm.GlowModel(_glow(), init_batch_size=0)
+    gm.GlowModel(small_glow(num_steps=2), init_batch_size=0)
   with pytest.raises(ValueError, match='weight_y'):
-    gm.GlowModel(_glow(), weight_y=-1.0)
+    gm.GlowModel(small_glow(num_steps=2), weight_y=-1.0)
   with pytest.raises(ValueError, match='`loss` must be None'):
-    gm.GlowModel(_glow()).compile('adam', loss='mse')
+    gm.GlowModel(small_glow(num_steps=2)).compile('adam', loss='mse')
   with pytest.raises(ValueError, match='`kind` must be one of'):
     gm.default_optimizer(kind='sgd')
   with pytest.raises(ValueError, match='warmup_steps'):

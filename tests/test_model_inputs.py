@@ -13,57 +13,60 @@ other shapes, `tf.function` relaxes its input shapes and the same rules are
 asserted at run time instead (`test_shapes_unknown_to_the_trace_...`).
 """
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfp_glow
-from tfp_glow.training import model as gm
-
-SHAPE = (8, 8, 1)
 NUM_CLASSES = 3
 InvalidArgument = tf.errors.InvalidArgumentError
-
-
-def _images(n=32, seed=0):
-  rng = np.random.default_rng(seed)
-  return rng.integers(0, 256, size=(n,) + SHAPE).astype(np.uint8)
 
 
 def _labels(n=32):
   return np.arange(n) % NUM_CLASSES
 
 
-def _model(num_classes=None, initialize=True, jit_compile=False):
-  glow = tfp_glow.Glow(SHAPE, num_levels=2, num_steps=1, hidden_channels=8,
-                       num_classes=num_classes, seed=0)
-  model = gm.GlowModel(glow, init_batch_size=16)
-  model.compile(gm.default_optimizer(1e-3, warmup_steps=2),
-                jit_compile=jit_compile)
-  if initialize:
-    model.initialize(_images(), _labels() if num_classes else None)
-  return model
+@pytest.fixture(scope='module')
+def byte_images(uint8_images):
+  """uint8 images of every byte value: pixels uniform in [0, 256)."""
+  return functools.partial(uint8_images, low=0, levels=256)
+
+
+@pytest.fixture(scope='module')
+def make_model(compiled_model, byte_images):
+  """Compiled models: 16 images per init batch, lr 1e-3, 2 warm-up steps."""
+
+  def make(num_classes=None, initialize=True, jit_compile=False):
+    model = compiled_model(num_classes=num_classes, learning_rate=1e-3,
+                           warmup_steps=2, init_batch_size=16,
+                           jit_compile=jit_compile)
+    if initialize:
+      model.initialize(byte_images(), _labels() if num_classes else None)
+    return model
+
+  return make
 
 
 # Shared by the tests: no test may change them (each asserts it did not).
 @pytest.fixture(scope='module')
-def trained():
-  return _model()
+def trained(make_model):
+  return make_model()
 
 
 @pytest.fixture(scope='module')
-def fresh():
-  return _model(initialize=False)
+def fresh(make_model):
+  return make_model(initialize=False)
 
 
 @pytest.fixture(scope='module')
-def conditional():
-  return _model(NUM_CLASSES)
+def conditional(make_model):
+  return make_model(NUM_CLASSES)
 
 
 @pytest.fixture(scope='module')
-def fresh_conditional():
-  return _model(NUM_CLASSES, initialize=False)
+def fresh_conditional(make_model):
+  return make_model(NUM_CLASSES, initialize=False)
 
 
 def _state(model):
@@ -106,31 +109,31 @@ def _check_every_path(model, fresh_model, error, parts, x, y=None, *,
   assert not fresh_model.glow.is_initialized
 
 
-def test_float_images_in_0_1(trained, fresh):
-  images = _images().astype(np.float32) / 255.0
+def test_float_images_in_0_1(trained, fresh, byte_images):
+  images = byte_images().astype(np.float32) / 255.0
   _check_every_path(trained, fresh, InvalidArgument, [
       '`images` must hold integer pixel values in [0, 256) (num_bits=8)',
       'non-integer values from', 'tf.cast(tf.round(images * 255), tf.uint8)'],
                     images)
 
 
-def test_int_pixels_up_to_1000(trained, fresh):
-  images = _images().astype(np.int32)
+def test_int_pixels_up_to_1000(trained, fresh, byte_images):
+  images = byte_images().astype(np.int32)
   images[5, 3, 3, 0] = 1000
   _check_every_path(trained, fresh, InvalidArgument, [
       '`images` must hold pixel values in [0, 256) (num_bits=8)', '1000',
       'set num_bits'], images)
 
 
-def test_negative_pixels(trained, fresh):
-  images = _images().astype(np.int32)
+def test_negative_pixels(trained, fresh, byte_images):
+  images = byte_images().astype(np.int32)
   images[0, 0, 0, 0] = -3
   _check_every_path(trained, fresh, InvalidArgument, [
       '`images` must hold pixel values in [0, 256)', '-3'], images)
 
 
-def test_nan_images(trained, fresh):
-  images = _images().astype(np.float32)
+def test_nan_images(trained, fresh, byte_images):
+  images = byte_images().astype(np.float32)
   images[3, 2, 2, 0] = np.nan
   # Only the finiteness rule is reported (the other pixels are fine).
   message = _raises(
@@ -143,67 +146,69 @@ def test_nan_images(trained, fresh):
                     ['`images` must be finite', 'NaN or inf'], images)
 
 
-def test_wrong_image_shape():
-  images = _images()[:, :4]
-  _check_every_path(_model(), _model(initialize=False), ValueError, [
+def test_wrong_image_shape(byte_images, make_model):
+  images = byte_images()[:, :4]
+  _check_every_path(make_model(), make_model(initialize=False), ValueError, [
       '`images` must have shape [N, 8, 8, 1]; got shape [', '4, 8, 1]',
       'Resize or crop'], images)
 
 
-def test_wrong_rank():
-  images = _images()[..., 0]
-  _check_every_path(_model(), _model(initialize=False), ValueError, [
+def test_wrong_rank(byte_images, make_model):
+  images = byte_images()[..., 0]
+  _check_every_path(make_model(), make_model(initialize=False), ValueError, [
       '`images` must have shape [N, 8, 8, 1]; got shape [', '8, 8]',
       'images[..., None]'], images)
 
 
-def test_images_of_a_non_number_dtype(trained, fresh):
-  images = _images() > 100
+def test_images_of_a_non_number_dtype(trained, fresh, byte_images):
+  images = byte_images() > 100
   _check_every_path(trained, fresh, TypeError, [
       '`images` must be integer pixel values of an int or float dtype',
       'got dtype bool'], images)
 
 
-def test_unbatched_dataset():
-  dataset = tf.data.Dataset.from_tensor_slices(_images())
+def test_unbatched_dataset(byte_images, make_model):
+  dataset = tf.data.Dataset.from_tensor_slices(byte_images())
   parts = ['`images` must have shape [N, 8, 8, 1]; got shape [8, 8, 1]',
            'dataset.batch(batch_size)']
-  _raises(ValueError, lambda: _model().fit(dataset, epochs=1, verbose=0),
+  _raises(ValueError, lambda: make_model().fit(dataset, epochs=1, verbose=0),
           'GlowModel.train_step', *parts)
-  fresh = _model(initialize=False)
+  fresh = make_model(initialize=False)
   _raises(ValueError, lambda: fresh.fit(dataset, epochs=1, verbose=0),
           'GlowModel.fit (data-dependent init)', *parts)
   assert not fresh.glow.is_initialized
 
 
-def test_labels_out_of_range(conditional, fresh_conditional):
+def test_labels_out_of_range(conditional, fresh_conditional, byte_images):
   labels = _labels()
   labels[7] = NUM_CLASSES
   # Arrays reach the init as values Python knows: checked there, statically.
   _check_every_path(conditional, fresh_conditional, InvalidArgument, [
       '`labels` must be class ids in [0, 3); got min and max', '3'],
-                    _images(), labels,
+                    byte_images(), labels,
                     init_error=ValueError, init_parts=[
                         '`labels` must be class ids in [0, 3)',
                         'got values from 0 to 3'])
 
 
-def test_negative_labels(conditional):
+def test_negative_labels(conditional, byte_images):
   labels = _labels()
   labels[0] = -1
   _raises(InvalidArgument,
-          lambda: conditional.evaluate(_images(), labels, verbose=0),
+          lambda: conditional.evaluate(byte_images(), labels, verbose=0),
           '`labels` must be class ids in [0, 3)', '-1')
 
 
-def test_float_labels(conditional, fresh_conditional):
+def test_float_labels(conditional, fresh_conditional, byte_images):
   labels = _labels().astype(np.float32)
   _check_every_path(conditional, fresh_conditional, TypeError, [
-      '`labels` must be int class ids; got dtype float32'], _images(), labels)
+      '`labels` must be int class ids; got dtype float32'], byte_images(),
+                    labels)
 
 
-def test_labels_of_another_batch_size(conditional, fresh_conditional):
-  images = tf.data.Dataset.from_tensor_slices(_images()).batch(16)
+def test_labels_of_another_batch_size(conditional, fresh_conditional,
+                                      byte_images):
+  images = tf.data.Dataset.from_tensor_slices(byte_images()).batch(16)
   labels = tf.data.Dataset.from_tensor_slices(_labels()).batch(8)
   dataset = tf.data.Dataset.zip((images, labels))
   before = _state(conditional)
@@ -216,55 +221,56 @@ def test_labels_of_another_batch_size(conditional, fresh_conditional):
   _assert_unchanged(conditional, before)
   # Static shapes in `initialize`: a ValueError, before anything runs.
   _raises(ValueError,
-          lambda: fresh_conditional.initialize(_images(16), _labels(8)),
+          lambda: fresh_conditional.initialize(byte_images(16), _labels(8)),
           'GlowModel.initialize: `labels` must have one class id per '
           'example, shape [16]; got shape [8]')
   assert not fresh_conditional.glow.is_initialized
 
 
-def test_labels_of_another_rank():
+def test_labels_of_another_rank(byte_images, make_model):
   _raises(ValueError,
-          lambda: _model(NUM_CLASSES).fit(_images(), _labels()[:, None],
-                                          batch_size=16, verbose=0),
+          lambda: make_model(NUM_CLASSES).fit(byte_images(), _labels()[:, None],
+                                              batch_size=16, verbose=0),
           'GlowModel.train_step: `labels` must have one class id per example, '
           'shape [16]; got shape [16, 1]')
 
 
-def test_shapes_unknown_to_the_trace_are_asserted_at_run_time():
+def test_shapes_unknown_to_the_trace_are_asserted_at_run_time(byte_images,
+                                                              make_model):
   """After a good step, `fit` retraces with relaxed shapes (unknown rank)."""
-  model = _model(NUM_CLASSES)
-  model.fit(_images(), _labels(), batch_size=16, epochs=1, verbose=0)
+  model = make_model(NUM_CLASSES)
+  model.fit(byte_images(), _labels(), batch_size=16, epochs=1, verbose=0)
   before = _state(model)
   fit = lambda x, y: model.fit(x, y, batch_size=16, epochs=1, verbose=0)
-  _raises(InvalidArgument, lambda: fit(_images()[..., 0], _labels()),
+  _raises(InvalidArgument, lambda: fit(byte_images()[..., 0], _labels()),
           'GlowModel.train_step: `images` must have shape [N, 8, 8, 1]; '
           'got shape] [16 8 8]', 'images[..., None]')
-  _raises(InvalidArgument, lambda: fit(_images()[:, :4], _labels()),
+  _raises(InvalidArgument, lambda: fit(byte_images()[:, :4], _labels()),
           '`images` must have shape [N, 8, 8, 1]; got shape] [16 4 8 1]')
-  _raises(InvalidArgument, lambda: fit(_images(), _labels()[:, None]),
+  _raises(InvalidArgument, lambda: fit(byte_images(), _labels()[:, None]),
           'GlowModel.train_step: `labels` must have one class id per example, '
           'shape [N]; got shape] [16 1]')
   _assert_unchanged(model, before)
   # Good data through the relaxed trace: trains as before.
-  history = fit(_images(), _labels())
+  history = fit(byte_images(), _labels())
   assert np.isfinite(history.history['loss'][0])
   assert int(model.optimizer.iterations.numpy()) == 4
 
 
-def test_missing_labels(conditional, fresh_conditional):
+def test_missing_labels(conditional, fresh_conditional, byte_images):
   _raises(ValueError,
-          lambda: conditional.fit(_images(), batch_size=16, verbose=0),
+          lambda: conditional.fit(byte_images(), batch_size=16, verbose=0),
           'GlowModel.train_step: the Glow is class-conditional (num_classes=3)',
           'the data must be (images, labels)')
-  _raises(ValueError, lambda: fresh_conditional.initialize(_images()),
+  _raises(ValueError, lambda: fresh_conditional.initialize(byte_images()),
           'GlowModel.initialize: the Glow is class-conditional')
 
 
-def test_value_checks_run_under_jit_compile():
+def test_value_checks_run_under_jit_compile(byte_images, make_model):
   """XLA drops assertions: the checks must run outside the compiled part."""
-  model = _model(jit_compile=True)
+  model = make_model(jit_compile=True)
   assert model.jit_compile is False  # Keras compiles no whole step.
-  images = _images().astype(np.int32)
+  images = byte_images().astype(np.int32)
   images[0, 0, 0, 0] = 1000
   before = _state(model)
   _raises(InvalidArgument,
@@ -275,14 +281,14 @@ def test_value_checks_run_under_jit_compile():
           lambda: model.evaluate(images, batch_size=16, verbose=0),
           'GlowModel.test_step: `images` must hold pixel values')
   _assert_unchanged(model, before)
-  history = model.fit(_images(), batch_size=16, epochs=1, verbose=0)
+  history = model.fit(byte_images(), batch_size=16, epochs=1, verbose=0)
   assert np.isfinite(history.history['loss'][0])
 
 
-def test_every_accepted_form_of_good_data_trains():
+def test_every_accepted_form_of_good_data_trains(byte_images, make_model):
   """uint8, int64 and integer-valued floats; labels ignored if unconditional."""
-  model = _model()
-  images = _images()
+  model = make_model()
+  images = byte_images()
   for data in (images, images.astype(np.int64), images.astype(np.float32),
                images.astype(np.float64)):
     history = model.fit(data, batch_size=16, epochs=1, verbose=0)
@@ -291,7 +297,7 @@ def test_every_accepted_form_of_good_data_trains():
   result = model.evaluate(dataset, verbose=0, return_dict=True)
   assert np.isfinite(result['loss'])
   assert int(model.optimizer.iterations.numpy()) == 8
-  conditional = _model(NUM_CLASSES)
+  conditional = make_model(NUM_CLASSES)
   history = conditional.fit(images, _labels().astype(np.int64), batch_size=16,
                             epochs=1, verbose=0)
   assert np.isfinite(history.history['loss'][0])
