@@ -13,18 +13,28 @@ Two kinds of rule, as in TFP:
 Every message names the argument, states the rule and shows what was given.
 """
 
+from typing import List, Optional, Sequence, Union
+
 import numpy as np
 import tensorflow as tf
 
 __all__ = ['check_event_shape', 'pixel_assertions', 'dequantized_assertions',
            'check_labels', 'label_assertions']
 
+TensorLike = tf.types.experimental.TensorLike
+# A static shape: a `tf.TensorShape` or its dimensions (`None` for unknown).
+ShapeLike = Union[tf.TensorShape, Sequence[Optional[int]]]
+# What `tf.debugging.Assert` returns: an op in a graph, `None` in eager mode.
+Assertions = List[Optional[tf.Operation]]
+
 
 def _shape_text(shape):
   return '[' + ', '.join('?' if d is None else str(d) for d in shape) + ']'
 
 
-def check_event_shape(name, x, event_shape, where, batch_rank=None):
+def check_event_shape(name: str, x: tf.Tensor, event_shape: ShapeLike,
+                      where: str,
+                      batch_rank: Optional[int] = None) -> tf.Tensor:
   """Raises ValueError unless `x`'s static shape ends in `event_shape`.
 
   Args:
@@ -65,7 +75,8 @@ def _range_text(num_bits):
   return f'[0, {2**num_bits}) (num_bits={num_bits})'
 
 
-def pixel_assertions(name, images, num_bits, where):
+def pixel_assertions(name: str, images: TensorLike, num_bits: int,
+                     where: str) -> Assertions:
   """Assertions that `images` hold finite integer pixel values in range.
 
   Each assertion tests its rule alone: integrality and range are tested on
@@ -105,7 +116,8 @@ def pixel_assertions(name, images, num_bits, where):
   return checks
 
 
-def dequantized_assertions(name, x, num_bits, where):
+def dequantized_assertions(name: str, x: TensorLike, num_bits: int,
+                           where: str) -> Assertions:
   """Assertions that dequantized `x` is finite and in `[0, 2**num_bits]`."""
   x = tf.convert_to_tensor(x)
   low, high = tf.reduce_min(x), tf.reduce_max(x)
@@ -121,7 +133,8 @@ def dequantized_assertions(name, x, num_bits, where):
   ]
 
 
-def check_labels(labels, num_classes, batch_shape, where):
+def check_labels(labels: Optional[TensorLike], num_classes: Optional[int],
+                 batch_shape: ShapeLike, where: str) -> Optional[tf.Tensor]:
   """Static checks of `labels`; returns them as an int32 `Tensor` or `None`.
 
   Raises `ValueError` / `TypeError` naming `labels` if a class-conditional
@@ -169,7 +182,8 @@ def check_labels(labels, num_classes, batch_shape, where):
   return tf.cast(labels, tf.int32)
 
 
-def label_assertions(labels, num_classes, where):
+def label_assertions(labels: tf.Tensor, num_classes: int,
+                     where: str) -> Assertions:
   """Assertions that int `labels` lie in `[0, num_classes)`."""
   return [tf.debugging.Assert(
       tf.reduce_all(tf.logical_and(labels >= 0, labels < num_classes)),

@@ -4,6 +4,7 @@ Every message names the argument, states the rule and echoes the value.
 """
 
 import numbers
+from typing import Any, Collection, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -12,7 +13,7 @@ __all__ = ['integer', 'positive_int', 'nonnegative_float', 'positive_float',
            'one_of', 'float_dtype', 'image_shape']
 
 
-def integer(name, value):
+def integer(name: str, value: Any) -> int:
   """Returns `value` as an `int` if it is an integer (not a bool), else raises.
 
   Raises:
@@ -24,7 +25,7 @@ def integer(name, value):
   return int(value)
 
 
-def positive_int(name, value, minimum=1):
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
   """Returns `value` if it is an int >= `minimum`, else raises."""
   value = integer(name, value)
   if value < minimum:
@@ -32,7 +33,7 @@ def positive_int(name, value, minimum=1):
   return int(value)
 
 
-def nonnegative_float(name, value):
+def nonnegative_float(name: str, value: Any) -> float:
   """Returns `value` as a `float` if it is a finite real >= 0, else raises.
 
   Raises:
@@ -46,7 +47,7 @@ def nonnegative_float(name, value):
   return float(value)
 
 
-def positive_float(name, value):
+def positive_float(name: str, value: Any) -> float:
   """Returns `value` as a `float` if it is a finite real > 0, else raises.
 
   Raises:
@@ -58,7 +59,7 @@ def positive_float(name, value):
   return value
 
 
-def one_of(name, value, choices):
+def one_of(name: str, value: Any, choices: Collection[Any]) -> Any:
   """Returns `value` if it is one of `choices`, else raises ValueError."""
   if value not in choices:
     options = ', '.join(repr(c) for c in choices)
@@ -66,7 +67,7 @@ def one_of(name, value, choices):
   return value
 
 
-def float_dtype(dtype, name='dtype'):
+def float_dtype(dtype: Any, name: str = 'dtype') -> tf.DType:
   """Returns `dtype` as a `tf.DType` if it is float32 or float64."""
   try:
     dtype = tf.as_dtype(dtype)
@@ -79,7 +80,8 @@ def float_dtype(dtype, name='dtype'):
   return dtype
 
 
-def image_shape(value, name='image_shape'):
+def image_shape(value: Any,
+                name: str = 'image_shape') -> Tuple[int, int, int]:
   """Returns `value` as a tuple (H, W, C) of positive ints."""
   try:
     shape = tuple(value)

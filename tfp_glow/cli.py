@@ -8,6 +8,7 @@ as the last line on stderr.
 import argparse
 import os
 import sys
+from typing import Optional, Sequence
 
 from tfp_glow import presets
 from tfp_glow import vocabulary
@@ -273,7 +274,7 @@ def _parser():
   return parser
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command; bad input exits 2 with a one-line message."""
   args = _parser().parse_args(argv)
   try:

@@ -1,6 +1,7 @@
 """SavedModel export: serve a trained Glow where only TensorFlow is installed."""
 
 import inspect
+from typing import Any
 
 import tensorflow as tf
 
@@ -151,7 +152,7 @@ def _checking(method, declared, signature, shaped):
   return call
 
 
-def export_saved_model(model_or_glow, path):
+def export_saved_model(model_or_glow: Any, path: str) -> str:
   """Writes a SavedModel serving `log_prob`, `bits_per_dim`, `sample`, ...
 
   The SavedModel needs only TensorFlow to load (`tf.saved_model.load`, or

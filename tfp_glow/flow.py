@@ -1,10 +1,13 @@
 """Builds Glow's multi-scale flow as one `tfb.Chain` of tfp_glow layers."""
 
+from typing import Optional, Sequence
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_glow import bijectors as gb
+from tfp_glow import nn
 from tfp_glow import vocabulary
 
 __all__ = ['build_flow', 'TOP_PRIOR', 'TEMPERATURE']
@@ -46,10 +49,13 @@ def _steps(channels, num_steps, coupling, permutation, conditioner_fn, rng,
   return layers
 
 
-def build_flow(image_shape, *, num_levels, num_steps, conditioner_fn,
-               coupling='affine', permutation='lu', learn_top=True,
-               num_classes=None, num_bits=8, dtype=tf.float32, seed=None,
-               recompute_gradients=False):
+def build_flow(image_shape: Sequence[int], *, num_levels: int,
+               num_steps: int, conditioner_fn: nn.ConditionerFn,
+               coupling: str = 'affine', permutation: str = 'lu',
+               learn_top: bool = True, num_classes: Optional[int] = None,
+               num_bits: int = 8, dtype: tf.DType = tf.float32,
+               seed: Optional[int] = None,
+               recompute_gradients: bool = False) -> gb.Chain:
   """Glow's multi-scale flow from N(0, I) latents to pixels in [0, 2**num_bits).
 
   In the paper's direction (`inverse`, data to latent), the chain is:

@@ -8,6 +8,7 @@ MNIST digits x4, 32x32 CIFAR-10 images x3, 64x64 CelebA faces x2.
 
 import math
 import os
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -21,8 +22,10 @@ __all__ = ['MIN_TILE_HEIGHT', 'to_uint8', 'grid_scale', 'image_grid',
 # digit shown at 1:1 is too small to judge on a modern screen.
 MIN_TILE_HEIGHT = 96
 
+TensorLike = tf.types.experimental.TensorLike
 
-def to_uint8(x, num_bits=8):
+
+def to_uint8(x: TensorLike, num_bits: int = 8) -> tf.Tensor:
   """Pixel-space values in `[0, 2**num_bits)` to displayable 8-bit pixels.
 
   As openai/glow's `postprocess`: `clip(floor(x) * 256 / 2**num_bits, 0, 255)`.
@@ -34,7 +37,7 @@ def to_uint8(x, num_bits=8):
   return tf.cast(tf.clip_by_value(x, 0.0, 255.0), tf.uint8)
 
 
-def grid_scale(height, scale=None):
+def grid_scale(height: int, scale: Optional[int] = None) -> int:
   """The nearest-neighbour factor of a grid of tiles `height` pixels high.
 
   Args:
@@ -60,7 +63,8 @@ def grid_scale(height, scale=None):
   return max(1, math.ceil(MIN_TILE_HEIGHT / height))
 
 
-def image_grid(images, rows=None, padding=1, scale=None):
+def image_grid(images: TensorLike, rows: Optional[int] = None,
+               padding: int = 1, scale: Optional[int] = None) -> np.ndarray:
   """Tiles `[N, H, W, C]` uint8 images into one `[H', W', C]` image.
 
   The tiles, `padding` pixels of black apart, are laid out row by row; then
@@ -105,7 +109,9 @@ def image_grid(images, rows=None, padding=1, scale=None):
   return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
-def save_png_grid(path, images, num_bits=8, rows=None, scale=None):
+def save_png_grid(path: str, images: TensorLike, num_bits: int = 8,
+                  rows: Optional[int] = None,
+                  scale: Optional[int] = None) -> str:
   """Writes pixel-space `images` `[N, H, W, C]` as one PNG grid at `path`.
 
   Args:

@@ -10,7 +10,7 @@ in about five minutes on two CPU cores.
 """
 
 import dataclasses
-from typing import Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from tfp_glow import _validation
 from tfp_glow import data
@@ -81,15 +81,15 @@ class Config:
   seed: int = 0
 
   @property
-  def image_shape(self):
+  def image_shape(self) -> Tuple[int, int, int]:
     """`(H, W, C)` of the training images."""
     return data.image_shape(self.dataset, self.image_size)
 
-  def to_dict(self):
+  def to_dict(self) -> dict:
     return dataclasses.asdict(self)
 
   @classmethod
-  def from_dict(cls, values):
+  def from_dict(cls, values: Mapping[str, Any]) -> 'Config':
     """The `Config` of a `to_dict()` (as stored in a run's config.json).
 
     Reads run directories written before v0.2 too, whose configs name the
@@ -110,7 +110,7 @@ def _required(values):
   return {n: values[n] for n in names}
 
 
-def replace(config, **changes):
+def replace(config: Config, **changes) -> Config:
   """`config` with `changes`, checked (see `check`).
 
   Raises:
@@ -125,7 +125,7 @@ def replace(config, **changes):
   return check(dataclasses.replace(config, **changes))
 
 
-def check(config):
+def check(config: Config) -> Config:
   """Returns `config` if its values fit together, else raises ValueError.
 
   Checks the dataset name, that the image size is divisible by
@@ -191,12 +191,12 @@ PRESETS = {
 }
 
 
-def names():
+def names() -> Tuple[str, ...]:
   """The preset names, the default first."""
   return tuple(PRESETS)
 
 
-def get(name, **changes):
+def get(name: str, **changes) -> Config:
   """The preset `name`, with `changes` applied and checked.
 
   >>> get('cifar10').num_steps, get('imagenet64').num_levels
@@ -215,7 +215,7 @@ def get(name, **changes):
   return replace(PRESETS[name], **changes)
 
 
-def smoke(config):
+def smoke(config: Config) -> Config:
   """A tiny version of `config` that trains in seconds (for tests and CI).
 
   Keeps the data, the image size and the number of levels; uses 1 step per

@@ -13,10 +13,14 @@ run_dir/logs/              TensorBoard; run_dir/evaluation.json: held-out bpd
 import json
 import os
 import tempfile
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import tensorflow as tf
 
 from tfp_glow import glow as glow_lib
+
+if TYPE_CHECKING:  # Type hints only: runs imports Keras lazily.
+  from tfp_glow.training.model import GlowModel
 
 __all__ = ['CONFIG_FILE', 'CHECKPOINT_DIR', 'SAMPLES_DIR', 'METRICS_FILE',
            'LOGS_DIR', 'EVALUATION_FILE', 'glow_config', 'save_glow',
@@ -33,7 +37,7 @@ EVALUATION_FILE = 'evaluation.json'
 TRAINING_KEY = 'training'
 
 
-def glow_config(glow):
+def glow_config(glow: glow_lib.Glow) -> dict:
   """The JSON-ready constructor arguments of `glow` (`Glow.get_config`).
 
   Raises:
@@ -43,7 +47,7 @@ def glow_config(glow):
   return glow.get_config()
 
 
-def save_glow(glow, run_dir, step=0):
+def save_glow(glow: glow_lib.Glow, run_dir: str, step: int = 0) -> str:
   """Writes `run_dir/config.json` and a checkpoint `{'glow': glow}`."""
   os.makedirs(run_dir, exist_ok=True)
   write_config(run_dir, glow)
@@ -51,7 +55,7 @@ def save_glow(glow, run_dir, step=0):
   return tf.train.Checkpoint(glow=glow).write(f'{prefix}-{step}')
 
 
-def load_glow(run_dir):
+def load_glow(run_dir: str) -> glow_lib.Glow:
   """Builds the Glow of `run_dir/config.json` and restores its newest weights.
 
   Any `tf.train.Checkpoint` in `run_dir/checkpoints` whose root has a `glow`
@@ -88,7 +92,7 @@ def _newest_written(run_dir):
   return os.path.join(folder, max(indexes, key=lambda p: int(p.rsplit('-')[-1])))
 
 
-def prepare_run_dir(run_dir):
+def prepare_run_dir(run_dir: str) -> str:
   """Creates `run_dir` (and parents) and checks that it is writable.
 
   Raises:
@@ -97,7 +101,7 @@ def prepare_run_dir(run_dir):
   return writable_dir(run_dir, '`run_dir`')
 
 
-def writable_dir(path, name):
+def writable_dir(path: str, name: str) -> str:
   """Creates the folder `path` (and parents) and checks a file fits in it.
 
   Args:
@@ -124,7 +128,8 @@ def writable_dir(path, name):
   return path
 
 
-def write_config(run_dir, glow, training=None):
+def write_config(run_dir: str, glow: glow_lib.Glow,
+                 training: Optional[Mapping[str, Any]] = None) -> None:
   """Writes config.json: `glow_config(glow)`, plus `training` if given."""
   config = glow_config(glow)
   if training is not None:
@@ -133,7 +138,7 @@ def write_config(run_dir, glow, training=None):
     json.dump(config, f, indent=2)
 
 
-def read_training_config(run_dir):
+def read_training_config(run_dir: str) -> dict:
   """The `training` section of `run_dir/config.json` (a dict).
 
   Raises:
@@ -152,13 +157,14 @@ def read_training_config(run_dir):
   return config[TRAINING_KEY]
 
 
-def has_checkpoint(run_dir):
+def has_checkpoint(run_dir: str) -> bool:
   """True if `run_dir/checkpoints` holds a checkpoint."""
   folder = os.path.join(run_dir, CHECKPOINT_DIR)
   return bool(tf.train.latest_checkpoint(folder) or _newest_written(run_dir))
 
 
-def training_checkpoint(model, run_dir, max_to_keep=2):
+def training_checkpoint(model: 'GlowModel', run_dir: str,
+                        max_to_keep: int = 2) -> tf.train.CheckpointManager:
   """A `tf.train.CheckpointManager` of a `GlowModel`'s training state.
 
   The checkpoint holds `glow` (what `load_glow` restores), `model` (the
@@ -176,7 +182,8 @@ def training_checkpoint(model, run_dir, max_to_keep=2):
   return manager
 
 
-def training_callbacks(run_dir, manager, append=False):
+def training_callbacks(run_dir: str, manager: tf.train.CheckpointManager,
+                       append: bool = False) -> list:
   """Keras callbacks writing a run directory at the end of every epoch.
 
   A checkpoint (`manager` of `training_checkpoint`, numbered by epochs done),
@@ -199,13 +206,13 @@ def training_callbacks(run_dir, manager, append=False):
   ]
 
 
-def write_evaluation(run_dir, evaluation):
+def write_evaluation(run_dir: str, evaluation: Mapping[str, Any]) -> None:
   """Writes a dict (e.g. held-out bits/dim) to `run_dir/evaluation.json`."""
   with open(os.path.join(run_dir, EVALUATION_FILE), 'w') as f:
     json.dump(evaluation, f, indent=2)
 
 
-def read_evaluation(run_dir):
+def read_evaluation(run_dir: str) -> dict:
   """The dict `write_evaluation` wrote."""
   with open(os.path.join(run_dir, EVALUATION_FILE)) as f:
     return json.load(f)

@@ -17,6 +17,8 @@ ValueError: `permutation` must be one of 'lu', 'conv1x1', 'shuffle', 'reverse'; 
 5
 """
 
+from typing import Any, Optional
+
 from tfp_glow import _validation
 
 __all__ = [
@@ -36,22 +38,24 @@ DEQUANTIZATIONS = ('uniform',)
 NUM_BITS_RANGE = (1, 16)
 
 
-def check_coupling(value, name='coupling'):
+def check_coupling(value: Any, name: str = 'coupling') -> str:
   """Returns `value` if it is one of `COUPLINGS`, else raises ValueError."""
   return _validation.one_of(name, value, COUPLINGS)
 
 
-def check_permutation(value, name='permutation'):
+def check_permutation(value: Any, name: str = 'permutation') -> str:
   """Returns `value` if it is one of `PERMUTATIONS`, else raises ValueError."""
   return _validation.one_of(name, value, PERMUTATIONS)
 
 
-def check_dequantization(value, name='dequantization'):
+def check_dequantization(value: Any,
+                         name: str = 'dequantization') -> str:
   """Returns `value` if it is one of `DEQUANTIZATIONS`, else raises ValueError."""
   return _validation.one_of(name, value, DEQUANTIZATIONS)
 
 
-def check_num_bits(value, name='num_bits', maximum=None):
+def check_num_bits(value: Any, name: str = 'num_bits',
+                   maximum: Optional[int] = None) -> int:
   """Returns `value` as an int if it lies in `NUM_BITS_RANGE`, else raises.
 
   Args:

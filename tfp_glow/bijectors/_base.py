@@ -20,6 +20,7 @@ entries are dropped when the call returns.
 
 import contextlib
 import threading
+from typing import Iterator, Optional
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -33,7 +34,7 @@ _SCOPE = threading.local()
 
 
 @contextlib.contextmanager
-def single_pass():
+def single_pass() -> Iterator[None]:
   """Lets eager calls inside share one pass; forgets them on exit.
 
   Inside, an eager `inverse(x)` stores its output and log-dets as a traced one
@@ -70,7 +71,7 @@ def _cacheable(structure):
 class GraphOnlyCache(cache_util.BijectorCache):
   """TFP's bijector cache, serving only inputs of the graph being traced."""
 
-  def __init__(self, *args, storage=None, **kwargs):
+  def __init__(self, *args, storage: Optional[dict] = None, **kwargs):
     super().__init__(*args, storage=storage, **kwargs)
     if storage is None:  # A class attribute, not a copy bound by `__get__`.
       _STORAGES.append(self.storage)

@@ -1,9 +1,12 @@
 """What the coupling layers share: the channel split and the conditioner."""
 
+from typing import Optional
+
 import numpy as np
 import tensorflow as tf
 
 from tfp_glow import _validation
+from tfp_glow import nn
 from tfp_glow.bijectors import _base
 from tfp_glow.bijectors import _shapes
 
@@ -20,9 +23,10 @@ class Coupling(_base.GlowBijector):
   attribute so that `tf.Module` tracks its variables.
   """
 
-  def __init__(self, channels, conditioner_fn, params_per_channel, *,
-               is_constant_jacobian, seed, dtype, validate_args, parameters,
-               name):
+  def __init__(self, channels: int, conditioner_fn: nn.ConditionerFn,
+               params_per_channel: int, *, is_constant_jacobian: bool,
+               seed: Optional[int], dtype: tf.DType, validate_args: bool,
+               parameters: dict, name: str):
     channels = _validation.positive_int('channels', channels, minimum=2)
     if not callable(conditioner_fn):
       raise TypeError('`conditioner_fn` must be callable as '
@@ -41,7 +45,7 @@ class Coupling(_base.GlowBijector):
           name=name)
 
   @property
-  def conditioner(self):
+  def conditioner(self) -> nn.Conditioner:
     """The network mapping the first channel half to the parameters."""
     return self._net
 
@@ -60,7 +64,7 @@ class Coupling(_base.GlowBijector):
     h = self._params(x1)
     return h[..., 0::2], h[..., 1::2]
 
-  def data_init(self, x):
+  def data_init(self, x: tf.Tensor) -> tf.Tensor:
     """Runs the conditioner's data init on `x`'s first half; returns `inverse(x)`."""
     if hasattr(self._net, 'data_init'):
       x1, _ = self._halves(x)

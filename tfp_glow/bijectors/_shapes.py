@@ -1,11 +1,16 @@
 """Helpers to run 4-D image ops on `[..., H, W, C]` tensors of any batch rank."""
 
+from typing import Callable, List, Tuple, Union
+
 import tensorflow as tf
 
 __all__ = ['apply_flat', 'check_channels', 'event_dims']
 
+# One image tensor or a tuple of them.
+Images = Union[tf.Tensor, Tuple[tf.Tensor, ...]]
 
-def apply_flat(fn, x):
+
+def apply_flat(fn: Callable[[tf.Tensor], Images], x: tf.Tensor) -> Images:
   """Applies `fn` (a `[N, H, W, C]` op) to `x` with any batch shape in front.
 
   `fn` may return one image tensor or a tuple of them.
@@ -18,14 +23,14 @@ def apply_flat(fn, x):
       lambda o: tf.reshape(o, tf.concat([batch_shape, event_dims(o)], 0)), out)
 
 
-def event_dims(x):
+def event_dims(x: tf.Tensor) -> List[Union[int, tf.Tensor]]:
   """H, W, C of `x`: static ints where known (keeps shapes static), else dynamic."""
   dynamic = tf.shape(x)
   return [x.shape[i] if x.shape[i] is not None else dynamic[i]
           for i in (-3, -2, -1)]
 
 
-def check_channels(layer, x, channels):
+def check_channels(layer: str, x: tf.Tensor, channels: int) -> None:
   """Raises ValueError if the static channel count of `x` is not `channels`."""
   if x.shape.rank is not None and x.shape.rank < 3:
     raise ValueError(f'{layer} expects images of shape [..., H, W, C]; got a '

@@ -1,6 +1,7 @@
 """Applies a bijector to the leading channels and passes the rest through."""
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_glow import _validation
 from tfp_glow.bijectors import _base
@@ -44,8 +45,8 @@ class ActiveChannels(_base.GlowBijector):
   array([[[[2., 1., 3.]]]], dtype=float32)
   """
 
-  def __init__(self, bijector, channels: int, validate_args: bool = False,
-               name: str = 'active_channels'):
+  def __init__(self, bijector: tfp.bijectors.Bijector, channels: int,
+               validate_args: bool = False, name: str = 'active_channels'):
     parameters = dict(locals())
     self._channels = _validation.positive_int('channels', channels)
     self._bijector = bijector
@@ -56,7 +57,7 @@ class ActiveChannels(_base.GlowBijector):
           parameters=parameters, name=name)
 
   @property
-  def bijector(self):
+  def bijector(self) -> tfp.bijectors.Bijector:
     return self._bijector
 
   def _apply(self, x, direction, kwargs):
@@ -91,7 +92,7 @@ class ActiveChannels(_base.GlowBijector):
     return self._bijector.inverse_log_det_jacobian(
         x[..., :self._channels], 3, **kwargs)
 
-  def data_init(self, x, **kwargs):
+  def data_init(self, x: tf.Tensor, **kwargs) -> tf.Tensor:
     """Initialises `bijector` on the active channels; returns `inverse(x)`."""
     active = initialize.data_init(
         self._bijector, x[..., :self._channels], **kwargs)

@@ -51,7 +51,7 @@ class ActNorm(_base.GlowBijector):
        https://arxiv.org/abs/1807.03039
   """
 
-  def __init__(self, channels: int, dtype=tf.float32,
+  def __init__(self, channels: int, dtype: tf.DType = tf.float32,
                validate_args: bool = False, name: str = 'act_norm'):
     parameters = dict(locals())
     channels = _validation.positive_int('channels', channels)
@@ -68,19 +68,19 @@ class ActNorm(_base.GlowBijector):
           name=name)
 
   @property
-  def loc(self):
+  def loc(self) -> tf.Variable:
     return self._loc
 
   @property
-  def log_scale(self):
+  def log_scale(self) -> tf.Variable:
     return self._log_scale
 
   @property
-  def initialized(self):
+  def initialized(self) -> tf.Variable:
     """Non-trainable boolean variable: has `data_init` run."""
     return self._initialized
 
-  def data_init(self, x):
+  def data_init(self, x: tf.Tensor) -> tf.Tensor:
     """Initialises from the data-side batch `x` (once); returns `inverse(x)`."""
     nn.actnorm_data_init(x, self._loc, self._log_scale, self._initialized)
     return self.inverse(x)

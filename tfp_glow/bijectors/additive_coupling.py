@@ -1,5 +1,7 @@
 """Additive coupling layer (NICE; Glow section 3.3)."""
 
+from typing import Optional
+
 import tensorflow as tf
 
 from tfp_glow import nn
@@ -53,9 +55,10 @@ class AdditiveCoupling(_coupling.Coupling):
        Invertible 1x1 Convolutions. https://arxiv.org/abs/1807.03039
   """
 
-  def __init__(self, channels: int, conditioner_fn=None, seed=None,
-               dtype=tf.float32, validate_args: bool = False,
-               name: str = 'additive_coupling'):
+  def __init__(self, channels: int,
+               conditioner_fn: Optional[nn.ConditionerFn] = None,
+               seed: Optional[int] = None, dtype: tf.DType = tf.float32,
+               validate_args: bool = False, name: str = 'additive_coupling'):
     parameters = dict(locals())
     super().__init__(
         channels, conditioner_fn or nn.glow_conditioner(512), 1,

@@ -1,5 +1,7 @@
 """Affine coupling layer (Glow section 3.3, openai/glow's layout)."""
 
+from typing import Optional
+
 import tensorflow as tf
 
 from tfp_glow import nn
@@ -59,9 +61,11 @@ class AffineCoupling(_coupling.Coupling):
        https://arxiv.org/abs/1807.03039
   """
 
-  def __init__(self, channels: int, conditioner_fn=None, seed=None,
-               dtype=tf.float32, validate_args: bool = False,
-               name: str = 'affine_coupling', parameters=None):
+  def __init__(self, channels: int,
+               conditioner_fn: Optional[nn.ConditionerFn] = None,
+               seed: Optional[int] = None, dtype: tf.DType = tf.float32,
+               validate_args: bool = False, name: str = 'affine_coupling',
+               parameters: Optional[dict] = None):
     parameters = dict(locals()) if parameters is None else parameters
     super().__init__(
         channels, conditioner_fn or nn.glow_conditioner(512), 2,

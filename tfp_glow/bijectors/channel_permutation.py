@@ -1,5 +1,7 @@
 """A fixed permutation of the channels, stored in a variable."""
 
+from typing import Optional, Sequence, Union
+
 import numpy as np
 import tensorflow as tf
 
@@ -42,8 +44,9 @@ class ChannelPermutation(_base.GlowBijector):
   (False, False)
   """
 
-  def __init__(self, permutation, validate_args: bool = False,
-               name: str = 'channel_permutation', parameters=None):
+  def __init__(self, permutation: Union[Sequence[int], np.ndarray],
+               validate_args: bool = False, name: str = 'channel_permutation',
+               parameters: Optional[dict] = None):
     parameters = dict(locals()) if parameters is None else parameters
     values = np.asarray(permutation)
     if (values.ndim != 1 or values.size == 0
@@ -58,7 +61,7 @@ class ChannelPermutation(_base.GlowBijector):
           validate_args=validate_args, parameters=parameters, name=name)
 
   @property
-  def permutation(self):
+  def permutation(self) -> tf.Variable:
     return self._permutation
 
   def _forward(self, z):

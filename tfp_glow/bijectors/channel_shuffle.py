@@ -1,5 +1,7 @@
 """Random channel shuffle (Glow section 3.2 baseline)."""
 
+from typing import Optional
+
 import numpy as np
 
 from tfp_glow import _validation
@@ -32,8 +34,8 @@ class ChannelShuffle(channel_permutation.ChannelPermutation):
   True
   """
 
-  def __init__(self, channels: int, seed=None, validate_args: bool = False,
-               name: str = 'channel_shuffle'):
+  def __init__(self, channels: int, seed: Optional[int] = None,
+               validate_args: bool = False, name: str = 'channel_shuffle'):
     parameters = dict(locals())
     channels = _validation.positive_int('channels', channels)
     permutation = np.random.default_rng(seed).permutation(channels)

@@ -1,11 +1,13 @@
 """Runs the data-dependent initialisation of every layer of a flow."""
 
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 __all__ = ['data_init']
 
 
-def data_init(bijector, x, **kwargs):
+def data_init(bijector: tfp.bijectors.Bijector, x: tf.Tensor,
+              **kwargs) -> tf.Tensor:
   """Initialises `bijector`'s layers from the data-side batch `x`.
 
   Walks the flow in the paper's direction (data to latent). Every layer with a

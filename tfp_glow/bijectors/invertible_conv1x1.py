@@ -1,5 +1,7 @@
 """Invertible 1x1 convolution, plain or LU-decomposed (Glow section 3.2)."""
 
+from typing import Optional, Tuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -9,13 +11,13 @@ from tfp_glow.bijectors import _base
 __all__ = ['InvertibleConv1x1', 'random_orthogonal', 'lu_decompose']
 
 
-def random_orthogonal(channels, rng):
+def random_orthogonal(channels: int, rng: np.random.Generator) -> np.ndarray:
   """A random orthogonal matrix: Q of the QR decomposition of a Gaussian."""
   q, r = np.linalg.qr(rng.normal(size=(channels, channels)))
   return q * np.sign(np.diag(r))
 
 
-def lu_decompose(w):
+def lu_decompose(w: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """LU with partial pivoting: returns `(perm, lower, upper)`, `w == P L U`.
 
   `P` is the identity with its rows reordered by `perm`: `P = eye[perm]`, so
@@ -84,9 +86,9 @@ class InvertibleConv1x1(_base.GlowBijector):
        https://arxiv.org/abs/1807.03039
   """
 
-  def __init__(self, channels: int, lu_decomposed: bool = True, seed=None,
-               dtype=tf.float32, validate_args: bool = False,
-               name: str = 'invertible_conv1x1'):
+  def __init__(self, channels: int, lu_decomposed: bool = True,
+               seed: Optional[int] = None, dtype: tf.DType = tf.float32,
+               validate_args: bool = False, name: str = 'invertible_conv1x1'):
     parameters = dict(locals())
     channels = _validation.positive_int('channels', channels)
     if not isinstance(lu_decomposed, bool):
@@ -119,7 +121,7 @@ class InvertibleConv1x1(_base.GlowBijector):
                               name='log_s')
 
   @property
-  def lu_decomposed(self):
+  def lu_decomposed(self) -> bool:
     return self._lu_decomposed
 
   def _lu_factors(self):
@@ -130,14 +132,14 @@ class InvertibleConv1x1(_base.GlowBijector):
                                self._sign * tf.exp(self._log_s))
     return lower, upper
 
-  def weight(self):
+  def weight(self) -> tf.Tensor:
     """The matrix W of the inverse direction, `z = W x`."""
     if not self._lu_decomposed:
       return tf.convert_to_tensor(self._weight)
     lower, upper = self._lu_factors()
     return tf.gather(tf.matmul(lower, upper), self._permutation)
 
-  def inverse_weight(self):
+  def inverse_weight(self) -> tf.Tensor:
     """W^-1, by two triangular solves (LU) or a matrix inverse (plain)."""
     if not self._lu_decomposed:
       return tf.linalg.inv(self._weight)

@@ -1,6 +1,7 @@
 """Gradient checkpointing: recompute a block's activations in the backward pass."""
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_glow.bijectors import _base
 from tfp_glow.bijectors import initialize
@@ -39,8 +40,8 @@ class Recompute(_base.GlowBijector):
   TensorShape([2, 4, 4, 3])
   """
 
-  def __init__(self, bijector, validate_args: bool = False,
-               name: str = 'recompute'):
+  def __init__(self, bijector: tfp.bijectors.Bijector,
+               validate_args: bool = False, name: str = 'recompute'):
     parameters = dict(locals())
     self._bijector = bijector
     with tf.name_scope(name) as name:
@@ -49,7 +50,7 @@ class Recompute(_base.GlowBijector):
           dtype=bijector.dtype, parameters=parameters, name=name)
 
   @property
-  def bijector(self):
+  def bijector(self) -> tfp.bijectors.Bijector:
     return self._bijector
 
   def _inverse_and_ildj(self, x, **kwargs):
@@ -78,6 +79,6 @@ class Recompute(_base.GlowBijector):
   def _forward_log_det_jacobian(self, z, **kwargs):
     return self._bijector.forward_log_det_jacobian(z, 3, **kwargs)
 
-  def data_init(self, x, **kwargs):
+  def data_init(self, x: tf.Tensor, **kwargs) -> tf.Tensor:
     """Initialises the wrapped bijector from `x`; returns `inverse(x)`."""
     return initialize.data_init(self._bijector, x, **kwargs)

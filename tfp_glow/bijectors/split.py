@@ -1,5 +1,7 @@
 """The multi-scale split with its learned conditional prior (Glow section 3)."""
 
+from typing import Optional
+
 import tensorflow as tf
 
 from tfp_glow import nn
@@ -58,9 +60,10 @@ class Split(affine_coupling.AffineCoupling):
        https://arxiv.org/abs/1605.08803
   """
 
-  def __init__(self, channels: int, conditioner_fn=None, seed=None,
-               dtype=tf.float32, validate_args: bool = False,
-               name: str = 'split'):
+  def __init__(self, channels: int,
+               conditioner_fn: Optional[nn.ConditionerFn] = None,
+               seed: Optional[int] = None, dtype: tf.DType = tf.float32,
+               validate_args: bool = False, name: str = 'split'):
     parameters = dict(locals())
     super().__init__(
         channels, conditioner_fn or nn.zero_conditioner, seed=seed,

@@ -1,5 +1,7 @@
 """The learned (optionally class-conditional) prior of the top latent."""
 
+from typing import Optional, Sequence
+
 import tensorflow as tf
 
 from tfp_glow import _validation
@@ -47,8 +49,9 @@ class TopPrior(_base.GlowBijector):
   TensorShape([3, 2, 2, 4])
   """
 
-  def __init__(self, event_shape, num_classes=None, learn_top: bool = True,
-               dtype=tf.float32, validate_args: bool = False,
+  def __init__(self, event_shape: Sequence[int],
+               num_classes: Optional[int] = None, learn_top: bool = True,
+               dtype: tf.DType = tf.float32, validate_args: bool = False,
                name: str = 'top_prior'):
     parameters = dict(locals())
     event_shape = _validation.image_shape(event_shape, 'event_shape')
@@ -70,7 +73,7 @@ class TopPrior(_base.GlowBijector):
           parameters=parameters, name=name)
 
   @property
-  def num_classes(self):
+  def num_classes(self) -> Optional[int]:
     return self._num_classes
 
   def _mean_and_logs(self, labels):

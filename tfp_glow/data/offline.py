@@ -9,6 +9,7 @@ each class, so every installation gets the same split.
 """
 
 import functools
+from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -55,7 +56,7 @@ def _split_indices():
   return {'train': train, 'test': test}
 
 
-def arrays(split):
+def arrays(split: str) -> Tuple[np.ndarray, np.ndarray]:
   """The images (uint8 `[N, 28, 28, 1]`) and labels (int64 `[N]`) of `split`.
 
   Args:
@@ -79,7 +80,7 @@ def arrays(split):
   return images[index], labels[index]
 
 
-def dataset(split):
+def dataset(split: str) -> tf.data.Dataset:
   """`split` as a `tf.data.Dataset` of `{'image', 'label'}` dicts (as TFDS)."""
   images, labels = arrays(split)
   return tf.data.Dataset.from_tensor_slices({'image': images, 'label': labels})

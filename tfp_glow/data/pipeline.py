@@ -1,5 +1,7 @@
 """`load`: a batched, seeded `tf.data` pipeline of integer images for Glow."""
 
+import os
+from typing import Optional, Tuple, Union
 import warnings
 
 import tensorflow as tf
@@ -17,10 +19,16 @@ SHUFFLE_BYTES = 256 * 2**20  # Shuffle windows of up to 256 MiB of pixels.
 _SEED_MULTIPLIER = 1_000_003
 
 
-def load(name, split='train', *, batch_size=64, image_size=None, num_bits=8,
-         labels=False, attribute=None, shuffle=False, flip=False, seed=0,
-         epochs=1, start_epoch=0, steps_per_epoch=None, drop_remainder=False,
-         num_examples=None, cache=True, data_dir=None, n_bits=None):
+def load(name: str, split: str = 'train', *, batch_size: int = 64,
+         image_size: Optional[int] = None, num_bits: int = 8,
+         labels: bool = False, attribute: Optional[str] = None,
+         shuffle: bool = False, flip: bool = False, seed: int = 0,
+         epochs: Optional[int] = 1, start_epoch: int = 0,
+         steps_per_epoch: Optional[int] = None, drop_remainder: bool = False,
+         num_examples: Optional[int] = None,
+         cache: Union[bool, str, os.PathLike] = True,
+         data_dir: Optional[str] = None,
+         n_bits: Optional[int] = None) -> tf.data.Dataset:
   """Batches of integer images `[N, H, W, C]` in `[0, 2**num_bits)` for Glow.
 
   The pipeline, per example, then per epoch:
@@ -131,7 +139,8 @@ def load(name, split='train', *, batch_size=64, image_size=None, num_bits=8,
   return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def image_shape(name, image_size=None):
+def image_shape(name: str,
+                image_size: Optional[int] = None) -> Tuple[int, int, int]:
   """`(H, W, C)` of the images `load(name, image_size=...)` yields.
 
   >>> image_shape('celeb_a'), image_shape('mnist_offline', 32)
@@ -142,17 +151,19 @@ def image_shape(name, image_size=None):
   return (size, size, source.channels)
 
 
-def num_classes(name):
+def num_classes(name: str) -> Optional[int]:
   """Number of class labels of dataset `name`, or `None` if it has none."""
   return sources.get(name).num_classes
 
 
-def held_out_split(name):
+def held_out_split(name: str) -> str:
   """The split held out for evaluation: `'test'` or `'validation'`."""
   return sources.get(name).held_out_split
 
 
-def num_examples(name, split, *, num_examples=None, data_dir=None):  # pylint: disable=redefined-outer-name
+def num_examples(  # pylint: disable=redefined-outer-name
+    name: str, split: str, *, num_examples: Optional[int] = None,
+    data_dir: Optional[str] = None) -> int:
   """Number of examples `load(name, split, num_examples=...)` reads.
 
   >>> num_examples('mnist_offline', 'train'), num_examples('mnist_offline', 'test')
@@ -165,7 +176,7 @@ def num_examples(name, split, *, num_examples=None, data_dir=None):  # pylint: d
   return count
 
 
-def attribute_names(name='celeb_a'):
+def attribute_names(name: str = 'celeb_a') -> Tuple[str, ...]:
   """The binary attributes of a dataset with attributes (CelebA's 40)."""
   source = sources.get(name)
   if not source.attributes:

@@ -5,13 +5,17 @@ ones are stateless (`tf.image.stateless_*`), so an image's augmentation is a
 pure function of its seed.
 """
 
+from typing import Optional
+
 import tensorflow as tf
 
 __all__ = ['reduce_bits', 'center_crop', 'resize', 'pad_to', 'random_flip',
            'random_crop']
 
+TensorLike = tf.types.experimental.TensorLike
 
-def reduce_bits(images, num_bits):
+
+def reduce_bits(images: TensorLike, num_bits: int) -> tf.Tensor:
   """Keeps the `num_bits` most significant bits: `floor(x / 2**(8 - num_bits))`.
 
   As openai/glow's preprocessing: 8-bit pixels become integers in
@@ -35,7 +39,7 @@ def reduce_bits(images, num_bits):
   return images // tf.cast(2**(8 - num_bits), images.dtype)
 
 
-def center_crop(image, size=None):
+def center_crop(image: tf.Tensor, size: Optional[int] = None) -> tf.Tensor:
   """The centred `size x size` square of `image` (default: the largest one).
 
   >>> center_crop(tf.zeros([218, 178, 3], tf.uint8), 148).shape
@@ -49,7 +53,7 @@ def center_crop(image, size=None):
   return image[top:top + side, left:left + side]
 
 
-def resize(image, size):
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
   """Resizes to `size x size` (bilinear, antialiased), rounded back to uint8.
 
   Returns `image` itself when it already has that size, so that resizing is
@@ -70,7 +74,7 @@ def resize(image, size):
   return tf.ensure_shape(out, [size, size, image.shape[-1]])
 
 
-def pad_to(image, size):
+def pad_to(image: tf.Tensor, size: int) -> tf.Tensor:
   """Pads with zeros, centred, to `size x size` (openai pads MNIST 28 -> 32).
 
   >>> x = pad_to(tf.ones([28, 28, 1], tf.uint8), 32)
@@ -83,12 +87,12 @@ def pad_to(image, size):
                         [left, size - width - left], [0, 0]])
 
 
-def random_flip(image, seed):
+def random_flip(image: tf.Tensor, seed: TensorLike) -> tf.Tensor:
   """Flips left-right with probability 1/2; `seed` is a stateless seed [2]."""
   return tf.image.stateless_random_flip_left_right(image, seed=seed)
 
 
-def random_crop(image, size, seed):
+def random_crop(image: tf.Tensor, size: int, seed: TensorLike) -> tf.Tensor:
   """A uniformly placed `size x size` crop; `seed` is a stateless seed [2]."""
   channels = image.shape[-1]
   return tf.image.stateless_random_crop(image, [size, size, channels],

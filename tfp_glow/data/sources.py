@@ -6,7 +6,9 @@ examples as a `tf.data.Dataset` of dicts `{'image': uint8 [h, w, c],
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
+
+import tensorflow as tf
 
 from tfp_glow.data import offline
 
@@ -83,12 +85,12 @@ def _sources():
 SOURCES = {source.name: source for source in _sources()}
 
 
-def names():
+def names() -> Tuple[str, ...]:
   """The dataset names `tfp_glow.data.load` accepts, in a fixed order."""
   return tuple(SOURCES)
 
 
-def get(name):
+def get(name: str) -> Source:
   """The `Source` called `name`.
 
   Raises:
@@ -100,7 +102,8 @@ def get(name):
   return SOURCES[name]
 
 
-def read(source, split, data_dir=None):
+def read(source: Source, split: str,
+         data_dir: Optional[str] = None) -> tf.data.Dataset:
   """Raw examples of `split`: dicts with `image`, `label`, `attributes`.
 
   TFDS datasets are read with `tfds.load` (files in storage order, so that

@@ -2,6 +2,7 @@
 PNG grids, and the traced functions of a Glow (each traced once).
 """
 
+from typing import Any, Callable, Optional, Tuple, Union
 import weakref
 
 import tensorflow as tf
@@ -13,6 +14,8 @@ from tfp_glow import runs
 from tfp_glow.glow import Glow
 from tfp_glow.training import batches
 
+TensorLike = tf.types.experimental.TensorLike
+
 
 class Functions:
   """The traced functions of one Glow, each traced once for any batch size.
@@ -22,7 +25,7 @@ class Functions:
   so that the cache never keeps a Glow alive.
   """
 
-  def __init__(self, glow):
+  def __init__(self, glow: Glow):
     glow_ref = weakref.ref(glow)
     self._glow_ref = glow_ref
     self._samplers = {}
@@ -39,7 +42,8 @@ class Functions:
       signature.insert(1, tf.TensorSpec([None], tf.int32))
     self.bits_per_dim = tf.function(bits_per_dim, input_signature=signature)
 
-  def sampler(self, num, conditional=False):
+  def sampler(self, num: int,
+              conditional: bool = False) -> Callable[..., tf.Tensor]:
     """`(temperature, seed[, labels]) -> num samples`, traced once."""
     key = (num, conditional)
     if key not in self._samplers:
@@ -60,33 +64,37 @@ _FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 
-def functions(glow):
+def functions(glow: Glow) -> Functions:
   """The `Functions` of `glow` (built on first use, then cached)."""
   if glow not in _FUNCTIONS:
     _FUNCTIONS[glow] = Functions(glow)
   return _FUNCTIONS[glow]
 
 
-def as_glow(glow_or_run_dir):
+def as_glow(glow_or_run_dir: Union[Glow, str]) -> Glow:
   """`glow_or_run_dir` if it is a Glow, else the newest Glow of that run."""
   if isinstance(glow_or_run_dir, Glow):
     return glow_or_run_dir
   return runs.load_glow(glow_or_run_dir)
 
 
-def run_config(run_dir):
+def run_config(run_dir: str) -> presets.Config:
   """The `presets.Config` a run was trained with."""
   return presets.Config.from_dict(runs.read_training_config(run_dir))
 
 
-def save_grid(path, x, glow, rows=None, scale=None):
+def save_grid(path: str, x: TensorLike, glow: Glow, rows: Optional[int] = None,
+              scale: Optional[int] = None) -> str:
   """PNG grid of pixel-space images; non-finite pixels are drawn black."""
   x = tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
   return images_lib.save_png_grid(path, x, num_bits=glow.num_bits, rows=rows,
                                   scale=scale)
 
 
-def first_images(config, split, count, data_dir, attribute=None):
+def first_images(
+    config: presets.Config, split: Optional[str], count: int,
+    data_dir: Optional[str],
+    attribute: Optional[str] = None) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
   """The first `count` images (and labels) of a split, as tensors."""
   dataset = data.load(
       config.dataset, split or data.held_out_split(config.dataset),
@@ -96,7 +104,7 @@ def first_images(config, split, count, data_dir, attribute=None):
   return images_and_labels(next(iter(dataset)))
 
 
-def images_and_labels(batch):
+def images_and_labels(batch: Any) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
   """`(images, int32 labels or None)` of one batch of a dataset."""
   images, labels = batches.images_and_labels(batch)
   return images, None if labels is None else tf.cast(labels, tf.int32)

@@ -4,11 +4,14 @@ Each grid is upscaled `scale` times, nearest neighbour
 (`images.save_png_grid`): `None` for tiles at least 96 pixels high.
 """
 
+from typing import Optional, Sequence, Union
+
 import numpy as np
 import tensorflow as tf
 
 from tfp_glow import images as images_lib
 from tfp_glow import runs
+from tfp_glow.glow import Glow
 from tfp_glow.tasks import _common
 from tfp_glow.tasks import latents
 
@@ -18,8 +21,10 @@ __all__ = ['DEFAULT_TEMPERATURES', 'sample_grid', 'class_sample_grid',
 DEFAULT_TEMPERATURES = (0.5, 0.7, 0.85, 1.0)
 
 
-def sample_grid(glow_or_run_dir, path, temperatures=DEFAULT_TEMPERATURES,
-                num_per_temperature=8, seed=0, *, scale=None):
+def sample_grid(glow_or_run_dir: Union[Glow, str], path: str,
+                temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
+                num_per_temperature: int = 8, seed: int = 0, *,
+                scale: Optional[int] = None) -> str:
   """Writes a PNG grid of samples: one row per temperature, same noise.
 
   Every row decodes the same standard-normal draws scaled by its temperature.
@@ -39,8 +44,9 @@ def sample_grid(glow_or_run_dir, path, temperatures=DEFAULT_TEMPERATURES,
                scale=scale)
 
 
-def class_sample_grid(glow_or_run_dir, path, num_per_class=8,
-                      temperature=0.7, seed=0, *, scale=None):
+def class_sample_grid(glow_or_run_dir: Union[Glow, str], path: str,
+                      num_per_class: int = 8, temperature: float = 0.7,
+                      seed: int = 0, *, scale: Optional[int] = None) -> str:
   """Writes a PNG grid of a conditional model's samples, one row per class.
 
   `scale` upscales the grid as in `sample_grid`. Returns `path`.
@@ -58,8 +64,10 @@ def class_sample_grid(glow_or_run_dir, path, num_per_class=8,
                scale=scale)
 
 
-def interpolation_grid(run_dir, path, *, num_pairs=4, num_steps=8, split=None,
-                       data_dir=None, seed=0, pool=500, scale=None):
+def interpolation_grid(run_dir: str, path: str, *, num_pairs: int = 4,
+                       num_steps: int = 8, split: Optional[str] = None,
+                       data_dir: Optional[str] = None, seed: int = 0,
+                       pool: int = 500, scale: Optional[int] = None) -> str:
   """Writes interpolations between pairs of held-out images (rows) as a PNG.
 
   The pairs are drawn at random (by `seed`) from the first `pool` images of
@@ -86,10 +94,12 @@ def interpolation_grid(run_dir, path, *, num_pairs=4, num_steps=8, split=None,
                rows=len(first), scale=scale)
 
 
-def manipulation_grid(run_dir, path, attribute, *,
-                      strengths=(-1.0, -0.5, 0.0, 0.5, 1.0), num_images=4,
-                      num_direction_images=1000, split=None, data_dir=None,
-                      scale=None):
+def manipulation_grid(run_dir: str, path: str, attribute: str, *,
+                      strengths: Sequence[float] = (-1.0, -0.5, 0.0, 0.5, 1.0),
+                      num_images: int = 4, num_direction_images: int = 1000,
+                      split: Optional[str] = None,
+                      data_dir: Optional[str] = None,
+                      scale: Optional[int] = None) -> str:
   """Writes attribute edits of held-out images: one row per image, one
   column per strength; the direction comes from the first
   `num_direction_images` images of the training split. `scale` upscales the

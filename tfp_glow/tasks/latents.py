@@ -4,13 +4,21 @@ Images are encoded at the centres of their pixel bins (`x + 0.5`), edited in
 the latent space, and decoded; nothing here writes files (see `grids`).
 """
 
+from typing import Optional, Sequence
+
 import numpy as np
 import tensorflow as tf
 
+from tfp_glow.glow import Glow
+
 __all__ = ['interpolate', 'attribute_direction', 'manipulate']
 
+TensorLike = tf.types.experimental.TensorLike
 
-def interpolate(glow, start, end, num_steps=8, labels=None):
+
+def interpolate(glow: Glow, start: TensorLike, end: TensorLike,
+                num_steps: int = 8,
+                labels: Optional[TensorLike] = None) -> tf.Tensor:
   """Decodes `num_steps` points on the latent line from `start` to `end`.
 
   `z(t) = (1 - t) f(start) + t f(end)` for t evenly spaced in [0, 1], with
@@ -42,7 +50,8 @@ def interpolate(glow, start, end, num_steps=8, labels=None):
   return tf.reshape(x, [-1, num_steps] + list(glow.image_shape))
 
 
-def attribute_direction(glow, images, attribute, batch_size=64):
+def attribute_direction(glow: Glow, images: TensorLike, attribute: TensorLike,
+                        batch_size: int = 64) -> tf.Tensor:
   """Mean latent of images with an attribute minus that of those without.
 
   Args:
@@ -76,7 +85,9 @@ def attribute_direction(glow, images, attribute, batch_size=64):
           tf.reduce_mean(tf.boolean_mask(z, ~attribute), axis=0))
 
 
-def manipulate(glow, images, direction, strengths=(-1.0, -0.5, 0.0, 0.5, 1.0)):
+def manipulate(
+    glow: Glow, images: TensorLike, direction: TensorLike,
+    strengths: Sequence[float] = (-1.0, -0.5, 0.0, 0.5, 1.0)) -> tf.Tensor:
   """Decodes `f(x) + s * direction` for each strength s: `[N, S, H, W, C]`."""
   z = _encode(glow, images)
   steps = tf.constant(strengths, z.dtype)[None, :, None, None, None]

@@ -8,6 +8,7 @@ import collections
 import math
 import os
 import time
+from typing import Iterable, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +35,7 @@ TrainResult = collections.namedtuple(
     'TrainResult', ['run_dir', 'epochs', 'evaluation', 'samples', 'seconds'])
 
 
-def build_glow(config):
+def build_glow(config: presets.Config) -> Glow:
   """The `tfp_glow.Glow` of a `presets.Config`."""
   return Glow(config.image_shape, num_levels=config.num_levels,
               num_steps=config.num_steps,
@@ -46,7 +47,8 @@ def build_glow(config):
               num_bits=config.num_bits, seed=config.seed)
 
 
-def build_model(config, steps_per_epoch=None):
+def build_model(config: presets.Config,
+                steps_per_epoch: Optional[int] = None) -> GlowModel:
   """A compiled `GlowModel` of a `presets.Config`.
 
   `steps_per_epoch` sets the length of a `'cosine'` learning-rate schedule
@@ -64,8 +66,10 @@ def build_model(config, steps_per_epoch=None):
   return model
 
 
-def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
-          verbose=1, grid_scale=None):
+def train(run_dir: str, config: Optional[presets.Config] = None, *,
+          resume: bool = False, epochs: Optional[int] = None,
+          data_dir: Optional[str] = None, verbose: Union[int, str] = 1,
+          grid_scale: Optional[int] = None) -> TrainResult:
   """Trains a Glow into `run_dir`; returns held-out bits/dim and sample paths.
 
   Each epoch appends to `metrics.csv` (Keras `CSVLogger`: loss,
@@ -143,7 +147,7 @@ def train(run_dir, config=None, *, resume=False, epochs=None, data_dir=None,
                      time.time() - start)
 
 
-def evaluate(glow, dataset, *, seed=0):
+def evaluate(glow: Glow, dataset: Iterable, *, seed: int = 0) -> Evaluation:
   """Bits/dim of every image of `dataset`: mean and standard error.
 
   One uniform dequantization per image (openai/glow's test number), batch
@@ -178,8 +182,10 @@ def evaluate(glow, dataset, *, seed=0):
   return Evaluation(float(values.mean()), float(stderr), int(values.size))
 
 
-def evaluate_run(run_dir, split=None, *, batch_size=None, num_examples=None,
-                 data_dir=None, seed=0):
+def evaluate_run(run_dir: str, split: Optional[str] = None, *,
+                 batch_size: Optional[int] = None,
+                 num_examples: Optional[int] = None,
+                 data_dir: Optional[str] = None, seed: int = 0) -> Evaluation:
   """`evaluate` of the newest checkpoint of `run_dir` on a split of its data.
 
   `split` defaults to the dataset's held-out split, `batch_size` and

@@ -1,12 +1,16 @@
 """`tf.distribute` helpers of `GlowModel`: noise slices, consistent init."""
 
+from typing import Dict, Sequence
+
 import tensorflow as tf
 
 __all__ = ['replica_offset', 'broadcast_from_first_replica', 'is_chief',
            'is_multi_worker', 'step_outputs']
 
+TensorLike = tf.types.experimental.TensorLike
 
-def replica_offset(num_elements):
+
+def replica_offset(num_elements: TensorLike) -> tf.Tensor:
   """Counter offset of this replica's slice of the global batch's noise.
 
   In replica context of a strategy with R > 1 replicas, replica r's batch is
@@ -27,7 +31,8 @@ def replica_offset(num_elements):
   return replica * tf.cast(num_elements, tf.int64)
 
 
-def broadcast_from_first_replica(strategy, variables):
+def broadcast_from_first_replica(strategy: tf.distribute.Strategy,
+                                 variables: Sequence[tf.Variable]) -> None:
   """Sets every replica's copy of `variables` to that of replica 0, exactly.
 
   Values assigned in cross-replica context reach only the replicas of the
@@ -60,7 +65,7 @@ def broadcast_from_first_replica(strategy, variables):
   broadcast()
 
 
-def is_chief(strategy):
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
   """Whether this process should write files (sample grids, summaries).
 
   True unless `strategy` is a multi-worker strategy and this worker is
@@ -77,7 +82,7 @@ def is_chief(strategy):
       'chief' not in cluster)
 
 
-def is_multi_worker(strategy):
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
   """Whether `strategy` is a `MultiWorkerMirroredStrategy` of > 1 workers.
 
   The test Keras 3 makes before reducing a step's outputs with
@@ -91,7 +96,8 @@ def is_multi_worker(strategy):
   return bool(in_multi_worker_mode and in_multi_worker_mode())
 
 
-def step_outputs(results, keras3):
+def step_outputs(results: Dict[str, tf.Tensor],
+                 keras3: bool) -> Dict[str, tf.Tensor]:
   """A train or test step's `{name: scalar}` outputs, as Keras can reduce them.
 
   Under a multi-worker strategy Keras 3 reduces the step's outputs over the

@@ -13,7 +13,12 @@ The flavour cannot change inside a running process.
 """
 
 import os
+from typing import Any, Iterable, List
 import warnings
+
+import tensorflow as tf
+
+from tfp_glow.glow import Glow
 
 __all__ = ['keras', 'IS_LEGACY', 'GlowModelMixin', 'as_model_weights',
            'optimizer_is_built', 'register_serializable',
@@ -61,12 +66,12 @@ class GlowModelMixin:
     def variables(self):
       return _merge(super().variables, self._glow_variables)
 
-  def save_own_variables(self, store):
+  def save_own_variables(self, store: Any) -> None:
     super().save_own_variables(store)
     for i, variable in enumerate(self._glow_variables):
       store[f'glow_{i}'] = variable.numpy()
 
-  def load_own_variables(self, store):
+  def load_own_variables(self, store: Any) -> None:
     keys = list(store.keys())
     glow_keys = [k for k in keys if k.startswith('glow_')]
     if len(glow_keys) != len(self._glow_variables):
@@ -80,7 +85,7 @@ class GlowModelMixin:
       variable.assign(store[f'glow_{i}'])
 
 
-def as_model_weights(variables):
+def as_model_weights(variables: Iterable[tf.Variable]) -> List[tf.Variable]:
   """`variables` (tf.Variables), ready to be weights of a Keras model.
 
   Keras 3 sums a model's weight-regularisation losses over its
@@ -110,7 +115,7 @@ def as_model_weights(variables):
   return variables
 
 
-def register_serializable(cls):
+def register_serializable(cls: type) -> type:
   """Registers `cls` for `.keras` files as `tfp_glow>ClassName`."""
   return keras.saving.register_keras_serializable(package='tfp_glow')(cls)
 
@@ -121,13 +126,13 @@ def _merge(first, second):
   return list(first) + [v for v in second if id(v) not in seen]
 
 
-def optimizer_is_built(optimizer):
+def optimizer_is_built(optimizer: keras.optimizers.Optimizer) -> bool:
   """Whether a Keras 3 or tf_keras optimizer has created its variables."""
   return bool(getattr(optimizer, 'built', False) or
               getattr(optimizer, '_built', False))
 
 
-def warn_if_policy_ignored(glow):
+def warn_if_policy_ignored(glow: Glow) -> None:
   """Warns if the Keras global dtype policy is mixed but `glow` is not.
 
   A `GlowModel` computes in its Glow's dtypes, whatever the policy; mixed

@@ -1,11 +1,15 @@
 """The images (and labels) in the data given to `GlowModel`."""
 
+from typing import Any, Optional, Tuple, Union
+
 import tensorflow as tf
 
 __all__ = ['images_and_labels', 'take_init_batch']
 
+TensorLike = tf.types.experimental.TensorLike
 
-def images_and_labels(data):
+
+def images_and_labels(data: Any) -> Tuple[Any, Any]:
   """`(images, labels)` of one element: `images`, `(images,)` or a pair.
 
   Returns:
@@ -22,7 +26,9 @@ def images_and_labels(data):
   return data, None
 
 
-def take_init_batch(x, y, n):
+def take_init_batch(
+    x: Union[tf.data.Dataset, TensorLike, None], y: Optional[TensorLike],
+    n: int) -> Tuple[TensorLike, Optional[TensorLike]]:
   """The first `n` images (and labels) of `fit`'s training data.
 
   Args:

@@ -8,12 +8,14 @@
 """
 
 import os
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
 from tfp_glow import _validation
 from tfp_glow import images as glow_images
+from tfp_glow.glow import Glow
 from tfp_glow.training import _distribute
 from tfp_glow.training._keras import keras
 from tfp_glow.training.guard import NonFiniteGuard
@@ -82,9 +84,14 @@ class SampleGrid(keras.callbacks.Callback):
   ```
   """
 
-  def __init__(self, directory=None, every_n_epochs=1, temperatures=(0.7, 1.0),
-               num_samples=16, seed=0, labels=None, *, log_dir=None,
-               rows=None, scale=None, glow=None):
+  def __init__(self, directory: Optional[Union[str, os.PathLike]] = None,
+               every_n_epochs: int = 1,
+               temperatures: Sequence[float] = (0.7, 1.0),
+               num_samples: int = 16, seed: int = 0,
+               labels: Optional[Union[Sequence[int], np.ndarray]] = None, *,
+               log_dir: Optional[Union[str, os.PathLike]] = None,
+               rows: Optional[int] = None, scale: Optional[int] = None,
+               glow: Optional[Glow] = None):
     super().__init__()
     if directory is None and log_dir is None:
       raise ValueError('SampleGrid needs `directory` (PNG files) or `log_dir` '
@@ -111,7 +118,7 @@ class SampleGrid(keras.callbacks.Callback):
     self._writer = None
     self.paths = []   # Every PNG file written, in order.
 
-  def on_train_begin(self, logs=None):
+  def on_train_begin(self, logs: Optional[dict] = None) -> None:
     glow = self._sample_glow()
     if self.labels is not None and not glow.num_classes:
       raise ValueError('`labels` were given to SampleGrid but the Glow is '
@@ -123,18 +130,18 @@ class SampleGrid(keras.callbacks.Callback):
       self._writer = tf.summary.create_file_writer(
           os.path.join(self.log_dir, 'samples'))
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
     number = epoch + 1
     if number % self.every_n_epochs or not self._is_chief():
       return
     for temperature, samples in self.sample(number).items():
       self._write(number, temperature, samples)
 
-  def on_train_end(self, logs=None):
+  def on_train_end(self, logs: Optional[dict] = None) -> None:
     if self._writer is not None:
       self._writer.flush()
 
-  def sample(self, epoch):
+  def sample(self, epoch: int) -> Dict[float, tf.Tensor]:
     """`{temperature: samples [num_samples, H, W, C]}` for epoch `epoch`.
 
     Args:

@@ -9,15 +9,20 @@ measured on the offline MNIST model (28x28x1, 2 x 4 steps, width 64, batch
 """
 
 import math
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
 from tfp_glow import _inputs
+from tfp_glow.glow import Glow
 
 __all__ = ['check']
 
+TensorLike = tf.types.experimental.TensorLike
 
-def check(glow, images, labels, where):
+
+def check(glow: Glow, images: TensorLike, labels: Optional[TensorLike],
+          where: str) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
   """`(images, labels)` of the data path, checked.
 
   Static rules (dtypes, shapes, labels known in Python) raise here, in

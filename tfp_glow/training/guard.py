@@ -8,6 +8,7 @@ the first error of the current `fit`, and `NonFiniteGuard`, the callback
 `fit` adds, stops training and reports it.
 """
 
+from typing import Dict, Mapping, Optional, Sequence
 import warnings
 
 import tensorflow as tf
@@ -35,23 +36,24 @@ class GuardRecord:
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         name='nonfinite_guard')
 
-  def is_clear(self):
+  def is_clear(self) -> tf.Tensor:
     """Scalar bool `Tensor`: nothing recorded yet."""
     return tf.equal(self.variable, NO_ERROR)
 
-  def record(self, bad):
+  def record(self, bad: tf.Tensor) -> None:
     """Keeps the first error: `bad` if nothing was recorded yet."""
     self.variable.assign(tf.where(self.is_clear(), bad, self.variable))
 
-  def reset(self):
+  def reset(self) -> None:
     self.variable.assign(NO_ERROR)
 
-  def index(self):
+  def index(self) -> int:
     """The recorded value as a Python int (`NO_ERROR`, 0 or `i + 1`)."""
     return int(self.variable.numpy())
 
 
-def first_nonfinite(loss, grads):
+def first_nonfinite(loss: tf.Tensor,
+                    grads: Sequence[Optional[tf.Tensor]]) -> tf.Tensor:
   """-1 if all finite, 0 for the loss, i + 1 for the gradient i (all replicas).
 
   The flags are summed over replicas, so every replica gets the same answer.
@@ -79,7 +81,9 @@ def first_nonfinite(loss, grads):
   return tf.where(first == tf.int32.max, NO_ERROR, first)
 
 
-def apply_if(ok, optimizer, grads, variables):
+def apply_if(ok: tf.Tensor, optimizer: keras.optimizers.Optimizer,
+             grads: Sequence[Optional[tf.Tensor]],
+             variables: Sequence[tf.Variable]) -> None:
   """`optimizer.apply_gradients` if `ok` (the same on every replica).
 
   The condition runs in cross-replica context, as in Keras'
@@ -104,7 +108,8 @@ def apply_if(ok, optimizer, grads, variables):
       cross_replica, args=(ok, pairs))
 
 
-def message(index, variables, paths):
+def message(index: int, variables: Sequence[tf.Variable],
+            paths: Mapping[int, str]) -> Optional[str]:
   """What `index` (a `first_nonfinite` value) means, or `None` if finite.
 
   Args:
@@ -124,7 +129,7 @@ def message(index, variables, paths):
           'training stopped.')
 
 
-def variable_paths(module):
+def variable_paths(module: tf.Module) -> Dict[int, str]:
   """`{id(variable): attribute path}` of the variables of a `tf.Module`."""
   paths = {}
   for path, variable in module._flatten(  # pylint: disable=protected-access
@@ -158,10 +163,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
     super().__init__()
     self.message = None
 
-  def on_train_begin(self, logs=None):
+  def on_train_begin(self, logs: Optional[dict] = None) -> None:
     self.message = None
 
-  def on_train_batch_end(self, batch, logs=None):
+  def on_train_batch_end(self, batch: int,
+                         logs: Optional[dict] = None) -> None:
     message = self.model.nonfinite_message()
     if message is None:
       return

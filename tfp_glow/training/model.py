@@ -5,6 +5,7 @@ The same code runs under Keras 3 (`import keras`) and under tf_keras
 """
 
 import math
+from typing import Dict, List, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -30,6 +31,10 @@ __all__ = ['GlowModel', 'LinearWarmup', 'default_optimizer']
 
 _INIT_NOISE_STEP = -1   # Second seed of the noise of the data-dependent init.
 _EVAL_NOISE_STEP = -2   # Second seed of the noise of `evaluate`.
+
+TensorLike = tf.types.experimental.TensorLike
+# One batch of the data: `images`, `(images,)` or `(images, labels)`.
+Batch = Union[tf.Tensor, Sequence[tf.Tensor]]
 
 
 @register_serializable
@@ -159,8 +164,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   ```
   """
 
-  def __init__(self, glow, *, init_batch_size: int = 256, noise_seed: int = 0,
-               weight_y=0.01, name: str = 'glow_model', **kwargs):
+  def __init__(self, glow: Glow, *, init_batch_size: int = 256,
+               noise_seed: int = 0, weight_y: float = 0.01,
+               name: str = 'glow_model', **kwargs):
     if not isinstance(glow, Glow):
       raise TypeError('`glow` must be a tfp_glow.Glow; got '
                       f'{type(glow).__name__}.')
@@ -190,22 +196,23 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     self.built = True
 
   @property
-  def init_batch_size(self):
+  def init_batch_size(self) -> int:
     return self._init_batch_size
 
   @property
-  def noise_seed(self):
+  def noise_seed(self) -> int:
     return self._noise_seed
 
   @property
-  def weight_y(self):
+  def weight_y(self) -> float:
     return self._weight_y
 
   @property
-  def metrics(self):
+  def metrics(self) -> List[keras.metrics.Metric]:
     return [self._trackers.loss, self._trackers.bits_per_dim]
 
-  def call(self, x, labels=None):
+  def call(self, x: TensorLike,
+           labels: Optional[TensorLike] = None) -> tf.Tensor:
     """Log-density `glow.log_prob(x, labels)` of dequantized images `x`.
 
     Not part of the data path: `x` are dequantized pixels (float, in
@@ -223,7 +230,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     """
     return self.glow.log_prob(tf.cast(x, self.glow.dtype), labels=labels)
 
-  def compile(self, optimizer=None, **kwargs):
+  def compile(self,
+              optimizer: Union[keras.optimizers.Optimizer, str, None] = None,
+              **kwargs) -> None:
     """Configures training and builds the optimizer's variables.
 
     With `jit_compile=True` (or Keras 3's default `'auto'` where it picks
@@ -260,7 +269,8 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       with self.distribute_strategy.scope():
         optimizer.build(self.trainable_variables)
 
-  def initialize(self, images, labels=None):
+  def initialize(self, images: TensorLike,
+                 labels: Optional[TensorLike] = None) -> None:
     """Runs the Glow's data-dependent init on integer images, once.
 
     Checks the data as `fit` does (see the class docstring), dequantizes
@@ -289,7 +299,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       _distribute.broadcast_from_first_replica(
           strategy, [v for v in self.glow.variables if v.dtype.is_floating])
 
-  def fit(self, x=None, y=None, **kwargs):
+  def fit(self, x: Union[tf.data.Dataset, TensorLike, None] = None,
+          y: Optional[TensorLike] = None,
+          **kwargs) -> keras.callbacks.History:
     """`keras.Model.fit`, after the automatic data-dependent init.
 
     If the Glow is not initialised yet, runs `initialize` on the first
@@ -323,12 +335,12 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       callbacks.insert(0, guard.NonFiniteGuard())
     return super().fit(x, y, callbacks=callbacks, **kwargs)
 
-  def nonfinite_message(self):
+  def nonfinite_message(self) -> Optional[str]:
     """What the last `fit` found non-finite (a `str`), or `None`."""
     return guard.message(self._guard.index(), self.trainable_variables,
                           self._glow_paths)
 
-  def train_step(self, data):
+  def train_step(self, data: Batch) -> Dict[str, tf.Tensor]:
     images, labels = self._unpack(data, 'GlowModel.train_step')
     step = tf.cast(self.optimizer.iterations, tf.int64)
     loss, bpd, grads = self._maybe_xla(self._loss_and_grads)(
@@ -340,7 +352,7 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     self._guard.record(bad)
     return self._update_metrics(loss, bpd)
 
-  def test_step(self, data):
+  def test_step(self, data: Batch) -> Dict[str, tf.Tensor]:
     images, labels = self._unpack(data, 'GlowModel.test_step')
     loss, bpd = self._maybe_xla(self._test_loss)(images, labels)
     return self._update_metrics(loss, bpd)

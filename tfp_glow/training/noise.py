@@ -7,11 +7,15 @@ the optimizer step), and replica `r` of `R` can draw exactly its slice of the
 global batch's noise by passing `offset = r * size_of_its_slice`.
 """
 
+from typing import Sequence
+
 import tensorflow as tf
 
 from tfp_glow.training import _distribute
 
 __all__ = ['uniform', 'dequantize']
+
+TensorLike = tf.types.experimental.TensorLike
 
 _GOLDEN = 0x9E3779B9
 
@@ -26,7 +30,8 @@ def _fmix32(h):
   return xorshift(h, 16)
 
 
-def uniform(shape, seed, offset, dtype):
+def uniform(shape: TensorLike, seed: Sequence[TensorLike], offset: TensorLike,
+            dtype: tf.DType) -> tf.Tensor:
   """U[0, 1) noise of `shape`: element i is a hash of `(seed, offset + i)`.
 
   Counter-based, in plain integer ops, so it gives the same numbers with and
@@ -60,7 +65,8 @@ def uniform(shape, seed, offset, dtype):
   return tf.reshape(tf.cast(u, dtype), shape)
 
 
-def dequantize(images, seed, dtype, global_batch=False):
+def dequantize(images: TensorLike, seed: Sequence[TensorLike], dtype: tf.DType,
+               global_batch: bool = False) -> tf.Tensor:
   """`images + u`, `u ~ U[0, 1)` a pure function of `seed` (see `uniform`).
 
   Args:

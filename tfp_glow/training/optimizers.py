@@ -1,5 +1,7 @@
 """Optimizers for Glow: Adam or Adamax with linear warmup and clipping."""
 
+from typing import Optional, Union
+
 import tensorflow as tf
 
 from tfp_glow import _validation
@@ -8,6 +10,8 @@ from tfp_glow.training._keras import keras
 __all__ = ['LinearWarmup', 'default_optimizer']
 
 _OPTIMIZERS = ('adam', 'adamax')
+
+TensorLike = tf.types.experimental.TensorLike
 
 
 @keras.utils.register_keras_serializable(package='tfp_glow')
@@ -35,7 +39,11 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
   [0.00025, 0.0005, 0.00075, 0.001, 0.001]
   """
 
-  def __init__(self, learning_rate, warmup_steps: int):
+  def __init__(
+      self,
+      learning_rate: Union[float,
+                           keras.optimizers.schedules.LearningRateSchedule],
+      warmup_steps: int):
     super().__init__()
     if not isinstance(learning_rate,
                       keras.optimizers.schedules.LearningRateSchedule):
@@ -43,21 +51,21 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     self.learning_rate = learning_rate
     self.warmup_steps = _validation.positive_int('warmup_steps', warmup_steps)
 
-  def __call__(self, step):
+  def __call__(self, step: TensorLike) -> tf.Tensor:
     step = tf.cast(step, tf.float32)
     base = self.learning_rate
     base = base(step) if callable(base) else tf.constant(base, tf.float32)
     fraction = tf.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
     return tf.cast(base, tf.float32) * fraction
 
-  def get_config(self):
+  def get_config(self) -> dict:
     learning_rate = self.learning_rate
     if callable(learning_rate):
       learning_rate = keras.optimizers.schedules.serialize(learning_rate)
     return {'learning_rate': learning_rate, 'warmup_steps': self.warmup_steps}
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config: dict) -> 'LinearWarmup':
     config = dict(config)
     if isinstance(config['learning_rate'], dict):
       config['learning_rate'] = keras.optimizers.schedules.deserialize(
@@ -65,8 +73,9 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     return cls(**config)
 
 
-def default_optimizer(learning_rate=1e-3, *, warmup_steps: int = 500,
-                      clip_norm=5.0, kind: str = 'adam'):
+def default_optimizer(learning_rate: float = 1e-3, *, warmup_steps: int = 500,
+                      clip_norm: Optional[float] = 5.0,
+                      kind: str = 'adam') -> keras.optimizers.Optimizer:
   """Adam or Adamax with linear warmup and global-norm gradient clipping.
 
   Glow diverges for some seeds without warmup (openai/glow#37,

@@ -5,12 +5,18 @@ keeps training. The config is the Glow's constructor arguments
 (`Glow.get_config`) and the model's own.
 """
 
+import os
+from typing import TYPE_CHECKING, Optional, Union
+
 import tensorflow as tf
 
 from tfp_glow import _validation
 from tfp_glow.glow import Glow
 from tfp_glow.training._keras import IS_LEGACY
 from tfp_glow.training._keras import keras
+
+if TYPE_CHECKING:  # model.py imports this module.
+  from tfp_glow.training.model import GlowModel
 
 __all__ = ['SavingMixin']
 
@@ -23,7 +29,7 @@ class SavingMixin:
   """
 
 
-  def get_config(self):
+  def get_config(self) -> dict:
     """The model's configuration: its Glow's constructor arguments and its own.
 
     `GlowModel.from_config(model.get_config())` builds the same model with
@@ -43,7 +49,7 @@ class SavingMixin:
                 init_batch_size=self._init_batch_size,
                 noise_seed=self._noise_seed, weight_y=self._weight_y)
 
-  def save(self, filepath, *args, **kwargs):
+  def save(self, filepath: Union[str, os.PathLike], *args, **kwargs):
     """`keras.Model.save`, which first checks that the model has a config.
 
     Keras writes (an empty) file before it asks for the config; this raises
@@ -62,7 +68,7 @@ class SavingMixin:
     return super().save(filepath, *args, **kwargs)
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config: dict) -> 'GlowModel':
     """A `GlowModel` (with a new Glow) from `get_config()`'s output.
 
     Args:
@@ -75,7 +81,7 @@ class SavingMixin:
     glow = Glow.from_config(config.pop('glow'))
     return cls(glow, **config)
 
-  def compile_from_config(self, config):
+  def compile_from_config(self, config: dict) -> None:
     """Compiles as `get_compile_config()` says (`load_model` calls this).
 
     Keras skips it for a model that overrides `compile` unless the model
@@ -87,9 +93,10 @@ class SavingMixin:
     """
     self.compile(**keras.saving.deserialize_keras_object(config))
 
-  def export(self, filepath,
-             format='tf_saved_model',  # pylint: disable=redefined-builtin
-             verbose=None):
+  def export(
+      self, filepath: Union[str, os.PathLike],
+      format: str = 'tf_saved_model',  # pylint: disable=redefined-builtin
+      verbose: Optional[bool] = None) -> None:
     """Writes a SavedModel whose default endpoint serves bits/dim.
 
     The SavedModel needs only TensorFlow: `tf.saved_model.load(filepath)`,
