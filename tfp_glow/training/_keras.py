@@ -14,15 +14,12 @@ The flavour cannot change inside a running process.
 
 import os
 from typing import Any, Iterable, List
-import warnings
 
 import tensorflow as tf
 
-from tfp_glow.glow import Glow
 
 __all__ = ['keras', 'IS_LEGACY', 'GlowModelMixin', 'as_model_weights',
-           'optimizer_is_built', 'register_serializable',
-           'warn_if_policy_ignored']
+           'optimizer_is_built', 'register_serializable']
 
 # The same test as tensorflow/python/util/lazy_loader.py.
 IS_LEGACY = os.environ.get('TF_USE_LEGACY_KERAS', None) in ('true', 'True', '1')
@@ -130,25 +127,3 @@ def optimizer_is_built(optimizer: keras.optimizers.Optimizer) -> bool:
   """Whether a Keras 3 or tf_keras optimizer has created its variables."""
   return bool(getattr(optimizer, 'built', False) or
               getattr(optimizer, '_built', False))
-
-
-def warn_if_policy_ignored(glow: Glow) -> None:
-  """Warns if the Keras global dtype policy is mixed but `glow` is not.
-
-  A `GlowModel` computes in its Glow's dtypes, whatever the policy; mixed
-  precision is the Glow's `compute_dtype`. No warning for a Glow with a
-  `compute_dtype` or its own `conditioner_fn` (which may compute in any
-  dtype).
-  """
-  policy = keras.mixed_precision.global_policy()
-  if policy.compute_dtype == policy.variable_dtype:
-    return
-  if glow.parameters.get('compute_dtype') is not None or (
-      glow.parameters.get('conditioner_fn') is not None):
-    return
-  warnings.warn(
-      f'The Keras global dtype policy is {policy.name!r}, but the Glow '
-      f'computes in {glow.dtype.name} (compute_dtype=None): a GlowModel '
-      "computes in its Glow's dtypes and ignores the Keras policy. For mixed "
-      'precision build the Glow with compute_dtype=tf.bfloat16.',
-      UserWarning, stacklevel=3)

@@ -5,6 +5,7 @@ The same code runs under Keras 3 (`import keras`) and under tf_keras
 """
 
 import math
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import tensorflow as tf
@@ -23,7 +24,6 @@ from tfp_glow.training._keras import as_model_weights
 from tfp_glow.training._keras import keras
 from tfp_glow.training._keras import optimizer_is_built
 from tfp_glow.training._keras import register_serializable
-from tfp_glow.training._keras import warn_if_policy_ignored
 from tfp_glow.training.optimizers import LinearWarmup
 from tfp_glow.training.optimizers import default_optimizer
 
@@ -180,7 +180,7 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
                                                      init_batch_size)
     self._noise_seed = _validation.integer('noise_seed', noise_seed)
     self._weight_y = _validation.nonnegative_float('weight_y', weight_y)
-    warn_if_policy_ignored(glow)
+    _warn_if_policy_ignored(glow)
     self.glow = glow
     self._glow_variables = as_model_weights(glow.variables)
     self._glow_paths = guard.variable_paths(glow)
@@ -430,3 +430,25 @@ class _Trackers:
   def __init__(self):
     self.loss = keras.metrics.Mean(name='loss')
     self.bits_per_dim = keras.metrics.Mean(name='bits_per_dim')
+
+
+def _warn_if_policy_ignored(glow: Glow) -> None:
+  """Warns if the Keras global dtype policy is mixed but `glow` is not.
+
+  A `GlowModel` computes in its Glow's dtypes, whatever the policy; mixed
+  precision is the Glow's `compute_dtype`. No warning for a Glow with a
+  `compute_dtype` or its own `conditioner_fn` (which may compute in any
+  dtype).
+  """
+  policy = keras.mixed_precision.global_policy()
+  if policy.compute_dtype == policy.variable_dtype:
+    return
+  if glow.parameters.get('compute_dtype') is not None or (
+      glow.parameters.get('conditioner_fn') is not None):
+    return
+  warnings.warn(
+      f'The Keras global dtype policy is {policy.name!r}, but the Glow '
+      f'computes in {glow.dtype.name} (compute_dtype=None): a GlowModel '
+      "computes in its Glow's dtypes and ignores the Keras policy. For mixed "
+      'precision build the Glow with compute_dtype=tf.bfloat16.',
+      UserWarning, stacklevel=3)
