@@ -30,7 +30,7 @@ def _tier_of(module):
     return 'layers'
   if head in ('flow', 'glow', '_composite'):
     return 'model'
-  if head in ('_validation', '_inputs', 'vocabulary', 'images'):
+  if head in ('_validation', '_inputs', '_context', 'vocabulary', 'images'):
     return 'core'
   if head == 'data':
     return 'data'

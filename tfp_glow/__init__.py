@@ -4,7 +4,8 @@ The package in tiers, lowest first; a module imports only its own tier and
 those below it (`tests/test_layout.py` reads the imports and enforces it):
 
 ```none
-`core`      _validation, vocabulary (the option names), _inputs (data rules), images
+`core`      _validation, vocabulary (the option names), _inputs (data rules),
+            _context (context shapes, per-level resizing), images
 `layers`    bijectors/ (one Glow layer per module), nn (conditioner networks), _conv
 `model`     flow (the multi-scale tfb.Chain), glow (the Glow distribution), _composite
 `data`      data/ (offline MNIST and TFDS pipelines)        } side by side: neither

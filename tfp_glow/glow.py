@@ -1,5 +1,6 @@
 """`Glow`: the multi-scale flow as a `tfd.TransformedDistribution`."""
 
+import functools
 import inspect
 import math
 import numbers
@@ -11,6 +12,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_glow import _composite
+from tfp_glow import _context
 from tfp_glow import _inputs
 from tfp_glow import _validation
 from tfp_glow import bijectors as gb
@@ -28,22 +30,31 @@ tfd = tfp.distributions
 
 
 
-def _route_kwargs(kwargs):
-  """Sends `labels` to the top prior and `temperature` to the latent scale."""
+_KWARGS = ('labels', 'context', 'temperature')
+
+
+def _route_kwargs(flow_bijector, kwargs):
+  """TFP's `kwargs_split_fn`: the bijector keyword arguments of a call.
+
+  `context` goes to every conditional layer (`flow.context_kwargs`), `labels`
+  to the top prior, `temperature` to the latent scale.
+  """
   _check_kwarg_names(kwargs)
   bijector_kwargs = {}
+  if kwargs.get('context') is not None:
+    bijector_kwargs = flow.context_kwargs(flow_bijector, kwargs['context'])
   if kwargs.get('labels') is not None:
-    bijector_kwargs[flow.TOP_PRIOR] = {'labels': kwargs['labels']}
+    bijector_kwargs.setdefault(flow.TOP_PRIOR, {})['labels'] = kwargs['labels']
   if kwargs.get('temperature') is not None:
     bijector_kwargs[flow.TEMPERATURE] = {'temperature': kwargs['temperature']}
   return {}, bijector_kwargs
 
 
 def _check_kwarg_names(kwargs):
-  unknown = set(kwargs) - {'labels', 'temperature'}
+  unknown = set(kwargs) - set(_KWARGS)
   if unknown:
     raise TypeError(f'Unexpected keyword arguments {sorted(unknown)}; Glow '
-                    'takes `labels` and `temperature`.')
+                    'takes `labels`, `context` and `temperature`.')
 
 
 class Glow(tfd.TransformedDistribution):
@@ -69,6 +80,21 @@ class Glow(tfd.TransformedDistribution):
   bijector keyword arguments. `sample(n, temperature=T)` draws every latent
   from N(0, T^2), the paper's temperature.
 
+  Conditional models (`context_shape=S`) are densities p(x | context) for a
+  context tensor of shape `[N, *S]`: a vector `S = (D,)` (an embedding, a
+  user encoder's output) or an image `S = (h, w, c)` (a low-resolution
+  image, a feature map). Every coupling network, every split prior and the
+  top prior read it, each at its level's resolution: an image context is
+  resized (antialiased bilinear) to the level's height and width, as SRFlow
+  injects per-level features; a vector is the same at every level, entering
+  each network through a learned projection (see `nn.GlowConditioner`). The
+  context enters the networks only, so for a fixed context every layer is
+  exactly invertible and every log-det exact, and the model starts as the
+  unconditional one (identity couplings, N(0, 1) priors). Pass it as
+  `log_prob(x, context=c)`, `sample(n, context=c)`, `encode`, `decode`,
+  `bits_per_dim` and `initialize`, alone or with `labels`; a context of one
+  example (batch 1) serves a whole batch.
+
   Args:
     image_shape: `(H, W, C)`; H and W divisible by `2**num_levels`.
     num_levels: Python `int`, the number of levels L (scales).
@@ -81,6 +107,8 @@ class Glow(tfd.TransformedDistribution):
       Default value: `True`.
     num_classes: Python `int` or `None`, for a class-conditional top prior.
       Default value: `None`.
+    context_shape: `None`, `(D,)` or `(h, w, c)`: the shape of one context
+      of a conditional Glow p(x | context). Default value: `None`.
     num_bits: Python `int` in [1, 16], bits per pixel value.
       Default value: `8`.
     conditioner_fn: coupling-network factory (see `tfp_glow.nn`).
@@ -115,6 +143,17 @@ class Glow(tfd.TransformedDistribution):
   >>> glow.latent_shape
   TensorShape([2, 2, 16])
 
+  A conditional Glow, here on a 4x4 image context:
+
+  >>> cond = Glow((8, 8, 1), num_levels=2, num_steps=1, hidden_channels=8,
+  ...             context_shape=(4, 4, 1), seed=0)
+  >>> c = tf.random.uniform([4, 4, 4, 1], seed=3)
+  >>> cond.initialize(x, context=c)
+  >>> cond.log_prob(x, context=c).shape
+  TensorShape([4])
+  >>> cond.sample(3, context=c[:1], seed=2).shape  # One context for all.
+  TensorShape([3, 8, 8, 1])
+
   #### References
 
   [1]: Diederik P. Kingma, Prafulla Dhariwal. Glow: Generative Flow with
@@ -125,7 +164,9 @@ class Glow(tfd.TransformedDistribution):
   def __init__(self, image_shape: Sequence[int], *, num_levels: int,
                num_steps: int, hidden_channels: int, coupling: str = 'affine',
                permutation: str = 'lu', learn_top: bool = True,
-               num_classes: Optional[int] = None, num_bits: int = 8,
+               num_classes: Optional[int] = None,
+               context_shape: Optional[Sequence[int]] = None,
+               num_bits: int = 8,
                conditioner_fn: Optional[nn.ConditionerFn] = None,
                dtype: tf.DType = tf.float32,
                compute_dtype: Optional[tf.DType] = None,
@@ -140,6 +181,7 @@ class Glow(tfd.TransformedDistribution):
     vocabulary.check_permutation(permutation)
     if num_classes is not None:
       _validation.positive_int('num_classes', num_classes, minimum=2)
+    context_shape = _context.check_context_shape(context_shape)
     vocabulary.check_num_bits(num_bits)
     dtype = _validation.float_dtype(dtype)
     if not isinstance(recompute_gradients, bool):
@@ -149,6 +191,7 @@ class Glow(tfd.TransformedDistribution):
     self._num_levels = num_levels
     self._num_bits = num_bits
     self._num_classes = num_classes
+    self._context_shape = context_shape
     with tf.name_scope(name) as name:
       bijector = flow.build_flow(
           image_shape, num_levels=num_levels, num_steps=num_steps,
@@ -156,13 +199,15 @@ class Glow(tfd.TransformedDistribution):
               hidden_channels, compute_dtype),
           coupling=coupling, permutation=permutation, learn_top=learn_top,
           num_classes=num_classes, num_bits=num_bits, dtype=dtype, seed=seed,
-          recompute_gradients=recompute_gradients)
+          recompute_gradients=recompute_gradients,
+          context_shape=context_shape)
       latent_shape = bijector.inverse_event_shape(image_shape)
       base = tfd.Sample(
           tfd.Normal(tf.zeros([], dtype), tf.ones([], dtype)),
           sample_shape=latent_shape)
       super().__init__(
-          distribution=base, bijector=bijector, kwargs_split_fn=_route_kwargs,
+          distribution=base, bijector=bijector,
+          kwargs_split_fn=functools.partial(_route_kwargs, bijector),
           validate_args=validate_args, parameters=parameters, name=name)
 
   @classmethod
@@ -199,6 +244,11 @@ class Glow(tfd.TransformedDistribution):
     return self._num_classes
 
   @property
+  def context_shape(self) -> Optional[Tuple[int, ...]]:
+    """The shape of one context, `(D,)` or `(h, w, c)`, or `None`."""
+    return self._context_shape
+
+  @property
   def num_dims(self) -> int:
     """D = H * W * C, the dimensions bits/dim divides by."""
     return math.prod(self._image_shape)
@@ -231,15 +281,20 @@ class Glow(tfd.TransformedDistribution):
   def from_config(cls, config: dict) -> 'Glow':
     """The Glow of a `get_config()` (fresh weights)."""
     config = dict(config)
+    if config.get('context_shape') is not None:
+      config['context_shape'] = tuple(config['context_shape'])
     return cls(tuple(config.pop('image_shape')), **config)
 
   def initialize(self, x: TensorLike,
-                 labels: Optional[TensorLike] = None) -> None:
+                 labels: Optional[TensorLike] = None,
+                 context: Optional[TensorLike] = None) -> None:
     """Runs every ActNorm's data-dependent init on the batch `x`, once.
 
     Args:
       x: dequantized images `[N, H, W, C]` in `[0, 2**num_bits)`.
       labels: class ids `[N]`, required iff `num_classes` is set.
+      context: `[N, *context_shape]` (or one for all), required iff
+        `context_shape` is set.
 
     Raises:
       ValueError, TypeError: if the shapes of `x` or `labels`, or the values
@@ -250,8 +305,9 @@ class Glow(tfd.TransformedDistribution):
     where = 'Glow.initialize'
     x = self._checked(x, 'x', self._image_shape, where, batch_rank=1)
     labels = self._checked_labels(labels, x.shape[:1], where)
+    context = self._checked_context(context, x, where)
     x = self._with_value_checks(x, where)
-    _, bijector_kwargs = _route_kwargs({'labels': labels})
+    _, bijector_kwargs = self._split_kwargs(labels=labels, context=context)
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter('always')
       initialize.data_init(self.bijector, x, **bijector_kwargs)
@@ -268,7 +324,8 @@ class Glow(tfd.TransformedDistribution):
              if isinstance(getattr(m, 'initialized', None), tf.Variable)]
     return all(bool(v.numpy()) for v in flags)
 
-  def encode_top(self, x: TensorLike) -> tf.Tensor:
+  def encode_top(self, x: TensorLike,
+                 context: Optional[TensorLike] = None) -> tf.Tensor:
     """The top level's latent before the top prior, `[..., *top_shape]`.
 
     `top_shape = [H / 2**L, W / 2**L, top_channels]`: the active channels
@@ -277,35 +334,42 @@ class Glow(tfd.TransformedDistribution):
     function, after `log_prob` of the same `x`, TFP's cache returns the
     outputs already computed.
     """
-    x = self._checked(x, 'x', self._image_shape, 'Glow.encode_top')
+    where = 'Glow.encode_top'
+    x = self._checked(x, 'x', self._image_shape, where)
+    context = self._checked_context(context, x, where)
     top = (flow.TOP_PRIOR, flow.TEMPERATURE)
     encoder = gb.Chain([b for b in self.bijector.bijectors
                         if b.name not in top])
-    return encoder.inverse(x)[..., :self.top_channels]
+    kwargs = {} if context is None else flow.context_kwargs(encoder, context)
+    return encoder.inverse(x, **kwargs)[..., :self.top_channels]
 
-  def encode(self, x: TensorLike,
-             labels: Optional[TensorLike] = None) -> tf.Tensor:
+  def encode(self, x: TensorLike, labels: Optional[TensorLike] = None,
+             context: Optional[TensorLike] = None) -> tf.Tensor:
     """The latent z = f(x), shape `[..., *latent_shape]`."""
     where = 'Glow.encode'
     x = self._checked(x, 'x', self._image_shape, where)
     labels = self._checked_labels(labels, x.shape[:-3], where)
+    context = self._checked_context(context, x, where)
     x = self._with_value_checks(x, where)
-    _, bijector_kwargs = _route_kwargs({'labels': labels})
+    _, bijector_kwargs = self._split_kwargs(labels=labels, context=context)
     return self.bijector.inverse(x, **bijector_kwargs)
 
   def decode(self, z: TensorLike, labels: Optional[TensorLike] = None,
-             temperature: Optional[TensorLike] = None) -> tf.Tensor:
+             temperature: Optional[TensorLike] = None,
+             context: Optional[TensorLike] = None) -> tf.Tensor:
     """The image x = f^-1(z) in pixel space (`temperature` scales z first)."""
     where = 'Glow.decode'
     z = self._checked(z, 'z', self.latent_shape, where)
     labels = self._checked_labels(labels, z.shape[:-3], where)
+    context = self._checked_context(context, z, where)
     _check_temperature(temperature, where)
-    _, bijector_kwargs = _route_kwargs(
-        {'labels': labels, 'temperature': temperature})
+    _, bijector_kwargs = self._split_kwargs(
+        labels=labels, context=context, temperature=temperature)
     return self.bijector.forward(z, **bijector_kwargs)
 
   def bits_per_dim(self, x: TensorLike, labels: Optional[TensorLike] = None,
-                   seed=None) -> tf.Tensor:
+                   seed=None, context: Optional[TensorLike] = None
+                   ) -> tf.Tensor:
     """Bits per dimension of integer-valued images, dequantized with U[0, 1).
 
     Args:
@@ -317,6 +381,7 @@ class Glow(tfd.TransformedDistribution):
         noise), or an int or `None` (stateful, as everywhere in TFP). The
         same stateless seed draws other noise inside an XLA-compiled function
         (`jit_compile=True`) than outside it.
+      context: `[..., *context_shape]`, required iff `context_shape` is set.
 
     Returns:
       `-log p(x + u) / (D ln 2)` per image, with `u ~ U[0, 1)^D`.
@@ -331,7 +396,7 @@ class Glow(tfd.TransformedDistribution):
     x = tf.cast(x, self.dtype)
     u = tf.random.stateless_uniform(
         tf.shape(x), seed=tfp.random.sanitize_seed(seed), dtype=self.dtype)
-    log_prob = self.log_prob(x + u, labels=labels)
+    log_prob = self.log_prob(x + u, labels=labels, context=context)
     return -log_prob / (self.num_dims * math.log(2.0))
 
   # TFP's hooks.
@@ -349,11 +414,12 @@ class Glow(tfd.TransformedDistribution):
     _check_kwarg_names(kwargs)
     x = self._checked(x, 'x', self._image_shape, where)
     labels = self._checked_labels(kwargs.get('labels'), x.shape[:-3], where)
+    context = self._checked_context(kwargs.get('context'), x, where)
     temperature = kwargs.get('temperature')
     _check_temperature(temperature, where, allow_zero=False)
     x = self._with_value_checks(x, where)
-    _, bijector_kwargs = _route_kwargs(
-        {'labels': labels, 'temperature': temperature})
+    _, bijector_kwargs = self._split_kwargs(
+        labels=labels, context=context, temperature=temperature)
     with _base.single_pass():
       z = self.bijector.inverse(x, **bijector_kwargs)
       ildj = self.bijector.inverse_log_det_jacobian(
@@ -367,8 +433,18 @@ class Glow(tfd.TransformedDistribution):
     if kwargs.get('labels') is not None or self._num_classes:
       kwargs['labels'] = self._checked_labels(
           kwargs.get('labels'), shape, where)
+    if kwargs.get('context') is not None or self._context_shape:
+      kwargs['context'] = self._checked_context(
+          kwargs.get('context'), None, where, batch_shape=shape,
+          batch_shape_tensor=tf.reshape(
+              tf.cast(sample_shape, tf.int32), [-1]))
     _check_temperature(kwargs.get('temperature'), where)
     return super()._call_sample_n(sample_shape, seed, **kwargs)
+
+  def _split_kwargs(self, **kwargs):
+    """`_route_kwargs` of the keyword arguments that are not `None`."""
+    return _route_kwargs(self.bijector,
+                         {k: v for k, v in kwargs.items() if v is not None})
 
   # Input checks (see `tfp_glow._inputs`).
 
@@ -389,6 +465,25 @@ class Glow(tfd.TransformedDistribution):
           labels, self._num_classes, where)):
         labels = tf.identity(labels)
     return labels
+
+  def _checked_context(self, context, x, where, batch_shape=None,
+                       batch_shape_tensor=None):
+    """The context for data `x` (or of `batch_shape`), checked and broadcast."""
+    if x is not None:
+      batch_shape = x.shape[:-3]
+      batch_shape_tensor = tf.shape(x)[:-3]
+    context = _context.check_context(
+        context, self._context_shape, batch_shape, self.dtype, where,
+        batch_shape_tensor)
+    if context is None:
+      return None
+    if self.validate_args:
+      with tf.control_dependencies(_context.context_assertions(context,
+                                                               where)):
+        context = tf.identity(context)
+    elif not tf.executing_eagerly():
+      context = tf.identity(context)   # As for `x` in `_checked`.
+    return context
 
   def _with_value_checks(self, x, where):
     """`x`, asserted finite and in range if `validate_args`."""

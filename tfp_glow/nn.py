@@ -5,7 +5,10 @@ A conditioner factory is any callable
     conditioner_fn(in_channels, out_channels, *, dtype, seed) -> net
 
 returning a `tf.Module` (or Keras layer) that maps `[N, H, W, in_channels]` to
-`[N, H, W, out_channels]`. A net that also has a `data_init(x)` method gets its
+`[N, H, W, out_channels]`. In a conditional Glow (`context_shape` set) the
+factory is called with one more keyword, `context_shape` (the context's shape
+at the layer's resolution: `(D,)` or `(H, W, c)`), and the net is called as
+`net(x, context)`. A net that also has a `data_init(x)` method gets its
 data-dependent initialisation run by `Glow.initialize`. A net that also has a
 `split_call(x)` method, returning `(h[..., 0::2], h[..., 1::2])` of
 `h = net(x)`, lets the couplings skip two strided slices (and their slower
@@ -25,6 +28,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from tfp_glow import _context
 from tfp_glow import _conv
 from tfp_glow import _validation
 
@@ -44,7 +48,8 @@ class Conditioner(Protocol):
   (`(h[..., 0::2], h[..., 1::2])` of `h = net(x)` without strided slices).
   """
 
-  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+  def __call__(self, x: tf.Tensor,
+               context: Optional[tf.Tensor] = None) -> tf.Tensor:
     ...
 
 
@@ -54,10 +59,14 @@ class ConditionerFn(Protocol):
   `conditioner_fn(in_channels, out_channels, dtype=, seed=)`: `in_channels` is
   the half the network reads, `out_channels` what the layer needs (2 per
   transformed channel for affine, 1 for additive); `seed` is a Python int.
+  Layers of a conditional Glow also pass `context_shape=` (see the module
+  docstring); factories for unconditional models need not accept it.
   """
 
   def __call__(self, in_channels: int, out_channels: int, *,
-               dtype: tf.DType, seed: Optional[int]) -> Conditioner:
+               dtype: tf.DType, seed: Optional[int],
+               context_shape: Optional[Tuple[int, ...]] = None
+               ) -> Conditioner:
     ...
 
 
@@ -117,7 +126,9 @@ class ConvActNorm(tf.Module):
 
   The second form is what runs: one convolution and a bias add, which
   TensorFlow fuses with `activation` (e.g. `tf.nn.relu`, applied after the
-  ActNorm when given). The kernel starts ~ N(0, 0.05);
+  ActNorm when given). `offset` (`[N, out_channels]`, a conditional
+  network's projection of a vector context) adds to `conv(x, kernel)` before
+  the ActNorm, one value per example and channel. The kernel starts ~ N(0, 0.05);
   `data_init` sets `loc` and `log_scale` so that `y` has per-channel mean 0
   and std 1 on a batch. Computes in the dtype of its input, so a network can
   run in bfloat16 or float16 while its variables stay float32.
@@ -137,17 +148,26 @@ class ConvActNorm(tf.Module):
         tf.zeros([out_channels], dtype), name='log_scale')
     self.initialized = tf.Variable(False, trainable=False, name='initialized')
 
-  def __call__(self, x):
+  def __call__(self, x, offset=None):
     inv_scale = tf.exp(-self.log_scale)
     kernel = tf.cast(self.kernel * inv_scale, x.dtype)
     bias = tf.cast(-self.loc * inv_scale, x.dtype)
-    return _conv.conv2d(x, kernel, bias, self.activation)
+    if offset is None:
+      return _conv.conv2d(x, kernel, bias, self.activation)
+    # A bias per example: (offset - loc) * inv_scale, broadcast over H, W.
+    y = _conv.conv2d(x, kernel) + (
+        tf.cast(offset, x.dtype) * tf.cast(inv_scale, x.dtype)
+        + bias)[:, tf.newaxis, tf.newaxis, :]
+    return y if self.activation is None else self.activation(y)
 
-  def data_init(self, x):
+  def data_init(self, x, offset=None):
     """Initialises the ActNorm from the batch `x`; returns the output."""
-    actnorm_data_init(_conv.conv2d(x, tf.cast(self.kernel, x.dtype)),
-                      self.loc, self.log_scale, self.initialized, warn=False)
-    return self(x)
+    y = _conv.conv2d(x, tf.cast(self.kernel, x.dtype))
+    if offset is not None:
+      y += tf.cast(offset, x.dtype)[:, tf.newaxis, tf.newaxis, :]
+    actnorm_data_init(y, self.loc, self.log_scale, self.initialized,
+                      warn=False)
+    return self(x, offset)
 
 
 def _deinterleave(channels):
@@ -162,33 +182,53 @@ class ZeroConv2D(tf.Module):
   move faster than a plain variable would under Adam. The scale is folded into
   the kernel and bias, so that one fused convolution runs. The output is in
   the variables' dtype whatever the input's.
+
+  With `context_shape` (a conditional split prior or network), the call is
+  `self(x, context)`: an image context `[N, H, W, c]` is concatenated to `x`
+  as more input channels; a vector context `[N, D]` adds a zero-initialised
+  linear map `context @ context_kernel` to the output, at every position.
+  Either way the output is exactly zero until trained.
   """
 
   def __init__(self, in_channels, out_channels, dtype, seed=None,
-               name='zero_conv2d'):
+               name='zero_conv2d', context_shape=None):
     del seed  # Zero init is deterministic.
     super().__init__(name=name)
+    self.context_shape = _context.check_context_shape(context_shape)
+    image_channels = (self.context_shape[-1]
+                      if _context.is_image(self.context_shape) else 0)
     self.kernel = tf.Variable(
-        tf.zeros([3, 3, in_channels, out_channels], dtype), name='kernel')
+        tf.zeros([3, 3, in_channels + image_channels, out_channels], dtype),
+        name='kernel')
     self.bias = tf.Variable(tf.zeros([out_channels], dtype), name='bias')
     self.logs = tf.Variable(tf.zeros([out_channels], dtype), name='logs')
+    if self.context_shape is not None and not image_channels:
+      self.context_kernel = tf.Variable(
+          tf.zeros([self.context_shape[0], out_channels], dtype),
+          name='context_kernel')
 
-  def __call__(self, x):
-    return self._scaled_conv(x)
+  def __call__(self, x, context=None):
+    return self._scaled_conv(x, context)
 
-  def split_call(self, x):
+  def split_call(self, x, context=None):
     """`(h[..., 0::2], h[..., 1::2])` of `h = self(x)`, from one convolution."""
     channels = self.bias.shape[0]
-    h = self._scaled_conv(x, order=_deinterleave(channels))
+    h = self._scaled_conv(x, context, order=_deinterleave(channels))
     return tf.split(h, [channels - channels // 2, channels // 2], axis=-1)
 
-  def _scaled_conv(self, x, order=None):
+  def _scaled_conv(self, x, context=None, order=None):
+    x = _with_image_context(x, context, self.context_shape)
     scale = tf.exp(3.0 * self.logs)
     kernel, bias = self.kernel * scale, self.bias * scale
+    vector = _vector_context(context, self.context_shape)
+    if vector is not None:
+      bias = tf.matmul(tf.cast(vector, bias.dtype), self.context_kernel
+                       )[:, tf.newaxis, tf.newaxis, :] * scale + bias
     if order is not None:  # Gather tensors: a variable's would be sparse.
-      kernel, bias = tf.gather(kernel, order, axis=-1), tf.gather(bias, order)
-    h = _conv.conv2d(x, tf.cast(kernel, x.dtype))
-    return tf.nn.bias_add(tf.cast(h, bias.dtype), bias)
+      kernel = tf.gather(kernel, order, axis=-1)
+      bias = tf.gather(bias, order, axis=-1)
+    h = tf.cast(_conv.conv2d(x, tf.cast(kernel, x.dtype)), bias.dtype)
+    return h + bias if vector is not None else tf.nn.bias_add(h, bias)
 
 
 class GlowConditioner(tf.Module):
@@ -202,34 +242,84 @@ class GlowConditioner(tf.Module):
   With `compute_dtype` (`tf.bfloat16` or `tf.float16`, for mixed precision),
   the hidden layers compute in that dtype; the variables, the output layer
   and hence every log-det stay in `dtype`.
+
+  With `context_shape`, the network reads a context too, `net(x, context)`,
+  in its first layer only (as SRFlow's conditional couplings do): an image
+  context `[N, H, W, c]` at the layer's resolution is concatenated to `x` as
+  `c` more input channels of the 3x3 convolution; a vector context `[N, D]`
+  goes through a learned projection `context @ context_kernel` (`[D,
+  hidden_channels]`, ~N(0, 0.05) like the kernels) added to the first
+  convolution's output before its ActNorm, the same as tiling it over the
+  positions and concatenating it, at `D * hidden` instead of `9 * D * hidden
+  * H * W` operations. The output layer is still zero-initialised, so the
+  network's output is 0 until trained, whatever the context.
   """
 
   def __init__(self, in_channels, out_channels, *, hidden_channels,
                dtype=tf.float32, seed=None, compute_dtype=None,
-               name='glow_conditioner'):
+               context_shape=None, name='glow_conditioner'):
     super().__init__(name=name)
     self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
-    seeds = np.random.default_rng(seed).integers(2**31, size=2)
-    self.conv_in = ConvActNorm(in_channels, hidden_channels, 3, dtype,
-                               seeds[0], activation=tf.nn.relu)
+    self.context_shape = _context.check_context_shape(context_shape)
+    image_channels = (self.context_shape[-1]
+                      if _context.is_image(self.context_shape) else 0)
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(2**31, size=2)
+    self.conv_in = ConvActNorm(in_channels + image_channels, hidden_channels,
+                               3, dtype, seeds[0], activation=tf.nn.relu)
     self.conv_hidden = ConvActNorm(hidden_channels, hidden_channels, 1, dtype,
                                    seeds[1], activation=tf.nn.relu)
     self.conv_out = ZeroConv2D(hidden_channels, out_channels, dtype)
+    if self.context_shape is not None and not image_channels:
+      self.context_kernel = tf.Variable(
+          rng.normal(0.0, 0.05, (self.context_shape[0], hidden_channels))
+          .astype(dtype.as_numpy_dtype), name='context_kernel')
 
-  def __call__(self, x):
-    return self.conv_out(self._hidden(x))
+  def __call__(self, x, context=None):
+    return self.conv_out(self._hidden(x, context))
 
-  def split_call(self, x: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  def split_call(self, x: tf.Tensor, context: Optional[tf.Tensor] = None
+                 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """`(h[..., 0::2], h[..., 1::2])` of `h = self(x)`, without slicing."""
-    return self.conv_out.split_call(self._hidden(x))
+    return self.conv_out.split_call(self._hidden(x, context))
 
-  def _hidden(self, x):
-    return self.conv_hidden(self.conv_in(tf.cast(x, self.compute_dtype)))
+  def _inputs(self, x, context):
+    """The first layer's input and its per-example offset (or `None`)."""
+    x = tf.cast(_with_image_context(x, context, self.context_shape),
+                self.compute_dtype)
+    vector = _vector_context(context, self.context_shape)
+    if vector is None:
+      return x, None
+    return x, tf.matmul(tf.cast(vector, self.compute_dtype),
+                        tf.cast(self.context_kernel, self.compute_dtype))
 
-  def data_init(self, x):
+  def _hidden(self, x, context=None):
+    return self.conv_hidden(self.conv_in(*self._inputs(x, context)))
+
+  def data_init(self, x, context=None):
     """Initialises both ActNorms from the batch `x`; returns the output."""
-    h = self.conv_in.data_init(tf.cast(x, self.compute_dtype))
+    h = self.conv_in.data_init(*self._inputs(x, context))
     return self.conv_out(self.conv_hidden.data_init(h))
+
+
+def _with_image_context(x, context, context_shape):
+  """`x` with an image context concatenated as more channels."""
+  if context_shape is None and context is not None:
+    raise ValueError('A context was given to a network built without '
+                     '`context_shape`.')
+  if context_shape is not None and context is None:
+    raise ValueError('`context` is required: this network was built with '
+                     f'context_shape={context_shape}.')
+  if not _context.is_image(context_shape):
+    return x
+  return tf.concat([x, tf.cast(context, x.dtype)], axis=-1)
+
+
+def _vector_context(context, context_shape):
+  """The context if it is a vector, else `None`."""
+  if context_shape is None or _context.is_image(context_shape):
+    return None
+  return context
 
 
 def glow_conditioner(hidden_channels: int,
@@ -259,6 +349,9 @@ def glow_conditioner(hidden_channels: int,
 
 def zero_conditioner(in_channels: int, out_channels: int, *,
                      dtype: tf.DType = tf.float32,
-                     seed: Optional[int] = None) -> 'ZeroConv2D':
+                     seed: Optional[int] = None,
+                     context_shape: Optional[Tuple[int, ...]] = None
+                     ) -> 'ZeroConv2D':
   """Factory of the split prior's network: one `ZeroConv2D` (openai/glow)."""
-  return ZeroConv2D(in_channels, out_channels, dtype, seed)
+  return ZeroConv2D(in_channels, out_channels, dtype, seed,
+                    context_shape=context_shape)

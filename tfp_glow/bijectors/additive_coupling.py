@@ -1,6 +1,6 @@
 """Additive coupling layer (NICE; Glow section 3.3)."""
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -35,6 +35,8 @@ class AdditiveCoupling(_coupling.Coupling):
     dtype: float dtype of the variables. Default value: `tf.float32`.
     validate_args: Python `bool`. Default value: `False`.
     name: Python `str`. Default value: `'additive_coupling'`.
+    context_shape: `None`, `(D,)` or `(H, W, c)`: a conditional layer (see
+      `AffineCoupling`). Default value: `None`.
 
   Raises:
     TypeError, ValueError: if `channels` is not an int >= 2 or
@@ -58,23 +60,25 @@ class AdditiveCoupling(_coupling.Coupling):
   def __init__(self, channels: int,
                conditioner_fn: Optional[nn.ConditionerFn] = None,
                seed: Optional[int] = None, dtype: tf.DType = tf.float32,
-               validate_args: bool = False, name: str = 'additive_coupling'):
+               validate_args: bool = False, name: str = 'additive_coupling',
+               context_shape: Optional[Sequence[int]] = None):
     parameters = dict(locals())
     super().__init__(
         channels, conditioner_fn or nn.glow_conditioner(512), 1,
         is_constant_jacobian=True, seed=seed, dtype=dtype,
-        validate_args=validate_args, parameters=parameters, name=name)
+        validate_args=validate_args, parameters=parameters, name=name,
+        context_shape=context_shape)
 
-  def _augmented_forward(self, z):
+  def _augmented_forward(self, z, context=None):
     z1, z2 = self._halves(z)
-    return tf.concat([z1, z2 - self._params(z1)], axis=-1), None
+    return tf.concat([z1, z2 - self._params(z1, context)], axis=-1), None
 
-  def _augmented_inverse(self, x):
+  def _augmented_inverse(self, x, context=None):
     x1, x2 = self._halves(x)
-    return tf.concat([x1, x2 + self._params(x1)], axis=-1), None
+    return tf.concat([x1, x2 + self._params(x1, context)], axis=-1), None
 
-  def _forward_log_det_jacobian(self, z):
+  def _forward_log_det_jacobian(self, z, context=None):
     return tf.zeros([], self.dtype)
 
-  def _inverse_log_det_jacobian(self, x):
+  def _inverse_log_det_jacobian(self, x, context=None):
     return tf.zeros([], self.dtype)

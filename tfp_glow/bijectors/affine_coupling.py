@@ -1,6 +1,6 @@
 """Affine coupling layer (Glow section 3.3, openai/glow's layout)."""
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -42,6 +42,10 @@ class AffineCoupling(_coupling.Coupling):
     parameters: Python `dict` or `None`: a subclass passes its own
       `dict(locals())`, so that `copy()` calls the subclass's constructor (as
       in `tfb.Chain`). Default value: `None` (this constructor's arguments).
+    context_shape: `None`, `(D,)` or `(H, W, c)`: a conditional layer, every
+      call of which takes `context=` of shape `[..., *context_shape]` (batch
+      shape that of the input), read by the network only. Default value:
+      `None`.
 
   Raises:
     TypeError, ValueError: if `channels` is not an int >= 2 or
@@ -65,18 +69,21 @@ class AffineCoupling(_coupling.Coupling):
                conditioner_fn: Optional[nn.ConditionerFn] = None,
                seed: Optional[int] = None, dtype: tf.DType = tf.float32,
                validate_args: bool = False, name: str = 'affine_coupling',
-               parameters: Optional[dict] = None):
+               parameters: Optional[dict] = None,
+               context_shape: Optional[Sequence[int]] = None):
     parameters = dict(locals()) if parameters is None else parameters
     super().__init__(
         channels, conditioner_fn or nn.glow_conditioner(512), 2,
         is_constant_jacobian=False, seed=seed, dtype=dtype,
-        validate_args=validate_args, parameters=parameters, name=name)
+        validate_args=validate_args, parameters=parameters, name=name,
+        context_shape=context_shape)
 
   def _shift_and_log_scale(self, h_even, h_odd):
     return h_even, tf.math.log_sigmoid(h_odd + 2.0)
 
-  def _transform(self, x1, x2, direction):
-    shift, log_scale = self._shift_and_log_scale(*self._param_pairs(x1))
+  def _transform(self, x1, x2, direction, context):
+    shift, log_scale = self._shift_and_log_scale(
+        *self._param_pairs(x1, context))
     if direction == 'inverse':
       out = (x2 + shift) * tf.exp(log_scale)
     else:
@@ -84,14 +91,14 @@ class AffineCoupling(_coupling.Coupling):
     ildj = tf.reduce_sum(log_scale, axis=[-3, -2, -1])
     return tf.concat([x1, out], axis=-1), {'ildj': ildj}
 
-  def _augmented_forward(self, z):
-    return self._transform(*self._halves(z), direction='forward')
+  def _augmented_forward(self, z, context=None):
+    return self._transform(*self._halves(z), 'forward', context)
 
-  def _augmented_inverse(self, x):
-    return self._transform(*self._halves(x), direction='inverse')
+  def _augmented_inverse(self, x, context=None):
+    return self._transform(*self._halves(x), 'inverse', context)
 
-  def _forward_log_det_jacobian(self, z):
-    return -self._augmented_forward(z)[1]['ildj']
+  def _forward_log_det_jacobian(self, z, context=None):
+    return -self._augmented_forward(z, context)[1]['ildj']
 
-  def _inverse_log_det_jacobian(self, x):
-    return self._augmented_inverse(x)[1]['ildj']
+  def _inverse_log_det_jacobian(self, x, context=None):
+    return self._augmented_inverse(x, context)[1]['ildj']

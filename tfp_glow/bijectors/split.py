@@ -1,6 +1,6 @@
 """The multi-scale split with its learned conditional prior (Glow section 3)."""
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -39,6 +39,9 @@ class Split(affine_coupling.AffineCoupling):
     dtype: float dtype of the variables. Default value: `tf.float32`.
     validate_args: Python `bool`. Default value: `False`.
     name: Python `str`. Default value: `'split'`.
+    context_shape: `None`, `(D,)` or `(H, W, c)`: a conditional prior
+      `N(mean(h1, context), exp(logs(h1, context)))`; every call then takes
+      `context=` (see `AffineCoupling`). Default value: `None`.
 
   Raises:
     TypeError, ValueError: if `channels` is not an int >= 2 or
@@ -63,12 +66,13 @@ class Split(affine_coupling.AffineCoupling):
   def __init__(self, channels: int,
                conditioner_fn: Optional[nn.ConditionerFn] = None,
                seed: Optional[int] = None, dtype: tf.DType = tf.float32,
-               validate_args: bool = False, name: str = 'split'):
+               validate_args: bool = False, name: str = 'split',
+               context_shape: Optional[Sequence[int]] = None):
     parameters = dict(locals())
     super().__init__(
         channels, conditioner_fn or nn.zero_conditioner, seed=seed,
         dtype=dtype, validate_args=validate_args, name=name,
-        parameters=parameters)
+        parameters=parameters, context_shape=context_shape)
 
   def _shift_and_log_scale(self, mean, logs):
     # eps = (h2 - mean) * exp(-logs): shift -mean, log-scale -logs.
