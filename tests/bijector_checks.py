@@ -36,7 +36,9 @@ def assert_bijector_properties(bijector, z, x=None, kwargs=None, atol=1e-6,
     x: data-side batch `[N, *event]` (the input of `inverse`); default
       `forward(z)` shifted a little, so the inverse is checked off the image of
       the forward pass.
-    kwargs: keyword arguments for every bijector call.
+    kwargs: keyword arguments for every bijector call. Tensors under the key
+      `context` (at any depth, as `flow.context_kwargs` routes them) are held
+      fixed for the log-det checks and must receive gradients.
     atol, rtol: tolerances of the comparisons.
     check_jacobian: compare log-dets with the autodiff Jacobian (float64).
   """
@@ -77,7 +79,8 @@ def assert_bijector_properties(bijector, z, x=None, kwargs=None, atol=1e-6,
         _flat_jacobian_log_det(inv, x), atol=1e-6, rtol=1e-6,
         err_msg='ildj(x) != log|det dinverse/dx| (GradientTape)')
 
-  _assert_gradients_reach_variables(bijector, z, x, fwd, inv, fldj, ildj)
+  _assert_gradients_reach_variables(bijector, z, x, fwd, inv, fldj, ildj,
+                                    _contexts(kwargs))
   _assert_function_matches_eager(bijector, z, x, kwargs, event_ndims)
 
 
@@ -85,8 +88,26 @@ def _assert_finite(t, what):
   assert bool(tf.reduce_all(tf.math.is_finite(t))), f'{what} is not finite'
 
 
-def _assert_gradients_reach_variables(bijector, z, x, fwd, inv, fldj, ildj):
-  with tf.GradientTape() as tape:
+def _contexts(kwargs):
+  """The distinct tensors under a `context` key of (nested) `kwargs`."""
+  found = {}
+
+  def visit(d):
+    for key, value in d.items():
+      if isinstance(value, dict):
+        visit(value)
+      elif key == 'context':
+        found[id(value)] = value
+
+  visit(kwargs)
+  return list(found.values())
+
+
+def _assert_gradients_reach_variables(bijector, z, x, fwd, inv, fldj, ildj,
+                                      contexts):
+  with tf.GradientTape(persistent=True) as tape:
+    for c in contexts:
+      tape.watch(c)
     loss = (tf.reduce_sum(fwd(z) ** 2) + tf.reduce_sum(fldj(z))
             + tf.reduce_sum(inv(x) ** 2) + tf.reduce_sum(ildj(x)))
   variables = bijector.trainable_variables
@@ -95,6 +116,11 @@ def _assert_gradients_reach_variables(bijector, z, x, fwd, inv, fldj, ildj):
   assert not missing, f'no gradient reaches {missing}'
   for v, g in zip(variables, grads):
     _assert_finite(g, f'gradient of {v.name}')
+  for i, g in enumerate(tape.gradient(loss, contexts)):
+    assert g is not None, f'no gradient reaches context {i}'
+    _assert_finite(g, f'gradient of context {i}')
+    assert float(tf.reduce_max(tf.abs(g))) > 0.0, (
+        f'the output does not depend on context {i}')
 
 
 def _assert_function_matches_eager(bijector, z, x, kwargs, event_ndims):

@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_glow import bijectors as gb
+from tfp_glow import flow
 from tfp_glow import nn
 from tests import bijector_checks
 from tests.conftest import make_small_glow
@@ -31,13 +32,28 @@ class _UserNet(tf.Module):
     return tf.nn.conv2d(x, self.kernel, 1, 'SAME')
 
 
+class _UserContextNet(tf.Module):
+  """A user's conditional conditioner: reads an image context, `net(x, c)`."""
+
+  def __init__(self, in_channels, out_channels, *, dtype, seed,
+               context_shape):
+    super().__init__()
+    rng = np.random.default_rng(seed)
+    channels = in_channels + context_shape[-1]
+    self.kernel = tf.Variable(
+        0.1 * rng.normal(size=(3, 3, channels, out_channels)), dtype=dtype)
+
+  def __call__(self, x, context):
+    return tf.nn.conv2d(tf.concat([x, context], -1), self.kernel, 1, 'SAME')
+
+
 def _normal(shape, seed=0):
   return tf.random.stateless_normal(shape, [seed, 7], dtype=F64)
 
 
-def _initialized(bijector, shape=(3, 4, 4, 4)):
+def _initialized(bijector, shape=(3, 4, 4, 4), **kwargs):
   """Runs the data init on a shifted, scaled batch, then perturbs."""
-  gb.data_init(bijector, 3.0 + 2.0 * _normal(shape, seed=5))
+  gb.data_init(bijector, 3.0 + 2.0 * _normal(shape, seed=5), **kwargs)
   bijector_checks.perturb(bijector)
   return bijector
 
@@ -54,10 +70,35 @@ def _perturbed_glow(image_shape=(8, 8, 1), **kwargs):
   glow = make_small_glow(image_shape, **config)
   x = tf.random.stateless_uniform((16,) + image_shape, [3, 4], 0.0, 256.0,
                                   dtype=F64)
+  context = config.get('context_shape')
   glow.initialize(x, labels=tf.range(16) % 3 if config.get('num_classes')
-                  else None)
+                  else None,
+                  context=None if context is None else _normal(
+                      (16,) + tuple(context), seed=6))
   bijector_checks.perturb(glow.bijector, scale=0.02)
   return glow
+
+
+def _conditional_layer(make, context_shape, shape=(3, 4, 4, 4)):
+  """(layer, z, kwargs) of a conditional layer, initialised and perturbed.
+
+  `make(context_shape)` builds the layer; the context of the check is a
+  fixed float64 batch, routed by `flow.context_kwargs` as a Glow routes it.
+  """
+  layer = make(context_shape)
+  kwargs = flow.context_kwargs(layer, _normal((shape[0],) + context_shape,
+                                              seed=8))
+  return _initialized(layer, shape, **kwargs), _normal(list(shape)), kwargs
+
+
+def _conditional_glow(context_shape, **kwargs):
+  """(flow, z, kwargs) of a perturbed conditional Glow at a fixed context."""
+  glow = _perturbed_glow(context_shape=context_shape, **kwargs)
+  routed = flow.context_kwargs(
+      glow.bijector, _normal((3,) + context_shape, seed=9))
+  if kwargs.get('num_classes'):
+    routed.setdefault(flow.TOP_PRIOR, {})['labels'] = tf.constant([0, 1, 2])
+  return glow.bijector, _normal([3] + glow.latent_shape.as_list()), routed
 
 
 # Each case: (make bijector, latent batch z, kwargs).
@@ -112,6 +153,44 @@ CASES = {
         _perturbed_glow(image_shape=(4, 4, 3), coupling='additive',
                         permutation='shuffle').bijector,
         _normal([3, 1, 1, 48]), {}),
+    # Conditional layers p(. | context), at a fixed context: vector (3,) and
+    # image contexts at the layer's resolution.
+    'affine_coupling_vector_context': lambda: _conditional_layer(
+        lambda c: gb.AffineCoupling(4, NET, 0, F64, context_shape=c), (3,)),
+    'affine_coupling_image_context': lambda: _conditional_layer(
+        lambda c: gb.AffineCoupling(4, NET, 0, F64, context_shape=c),
+        (4, 4, 2)),
+    'affine_coupling_user_net_image_context': lambda: _conditional_layer(
+        lambda c: gb.AffineCoupling(4, _UserContextNet, 0, F64,
+                                  context_shape=c),
+        (4, 4, 2)),
+    'additive_coupling_vector_context': lambda: _conditional_layer(
+        lambda c: gb.AdditiveCoupling(4, NET, 0, F64, context_shape=c), (3,)),
+    'split_vector_context': lambda: _conditional_layer(
+        lambda c: gb.Split(4, dtype=F64, context_shape=c), (3,)),
+    'split_image_context': lambda: _conditional_layer(
+        lambda c: gb.Split(4, dtype=F64, context_shape=c), (4, 4, 1)),
+    'top_prior_vector_context': lambda: _conditional_layer(
+        lambda c: gb.TopPrior([2, 2, 4], dtype=F64, context_shape=c), (3,),
+        (3, 2, 2, 4)),
+    'top_prior_image_context': lambda: _conditional_layer(
+        lambda c: gb.TopPrior([2, 2, 4], dtype=F64, context_shape=c),
+        (2, 2, 3), (3, 2, 2, 4)),
+    'recompute_vector_context': lambda: _conditional_layer(
+        lambda c: gb.Recompute(gb.Chain([
+            gb.ActNorm(4, F64),
+            gb.AffineCoupling(4, NET, 0, F64, context_shape=c)])), (3,)),
+    'active_channels_image_context': lambda: _conditional_layer(
+        lambda c: gb.ActiveChannels(
+            gb.AffineCoupling(2, NET, 0, F64, context_shape=c), 2),
+        (4, 4, 1)),
+    'glow_8x8x1_vector_context': lambda: _conditional_glow((3,)),
+    'glow_8x8x1_image_context_recompute': lambda: _conditional_glow(
+        (4, 4, 2), recompute_gradients=True),
+    'glow_8x8x1_larger_image_context_additive': lambda: _conditional_glow(
+        (6, 6, 1), coupling='additive'),
+    'glow_8x8x1_context_and_labels': lambda: _conditional_glow(
+        (3,), num_classes=3),
     'glow_8x8x1_conditional_conv1x1': lambda: (
         _perturbed_glow(num_classes=3, permutation='conv1x1').bijector,
         _normal([3, 2, 2, 16]),
@@ -295,3 +374,36 @@ def test_graph_cache_serves_each_layer_only_its_own_results(cls, confused):
   assert served_first_input == confused
   if not confused:
     np.testing.assert_allclose(z_second, second.inverse(x), atol=1e-12)
+
+
+def test_checker_catches_a_log_det_that_ignores_the_context():
+  """A prior whose log-det leaves out the context's share must fail."""
+
+  class ContextBlindPrior(gb.TopPrior):
+
+    def _forward_log_det_jacobian(self, eps, labels=None, context=None):
+      return super()._forward_log_det_jacobian(eps, labels,
+                                               tf.zeros_like(context))
+
+  bijector, z, kwargs = _conditional_layer(
+      lambda c: ContextBlindPrior([2, 2, 4], dtype=F64, context_shape=c),
+      (3,), (3, 2, 2, 4))
+  with pytest.raises(AssertionError, match='fldj'):
+    bijector_checks.assert_bijector_properties(bijector, z, kwargs=kwargs)
+
+
+def test_checker_catches_a_layer_that_ignores_its_context():
+  """The context-gradient check is not met trivially."""
+
+  class ContextBlindCoupling(gb.AffineCoupling):
+
+    def _augmented_forward(self, z, context=None):
+      return super()._augmented_forward(z, tf.zeros_like(context))
+
+    def _augmented_inverse(self, x, context=None):
+      return super()._augmented_inverse(x, tf.zeros_like(context))
+
+  bijector, z, kwargs = _conditional_layer(
+      lambda c: ContextBlindCoupling(4, NET, 0, F64, context_shape=c), (3,))
+  with pytest.raises(AssertionError, match='context 0'):
+    bijector_checks.assert_bijector_properties(bijector, z, kwargs=kwargs)

@@ -61,14 +61,18 @@ def at_resolution(context: tf.Tensor, shape: ContextShape) -> tf.Tensor:
 
   An image is resized to `shape[:2]` with antialiased bilinear interpolation
   (an average over the covered pixels when it shrinks, a smooth interpolation
-  when it grows; differentiable, so gradients reach the context); a vector,
+  when it grows; differentiable, so gradients reach the context; computed
+  in float32, as `tf.image.resize` computes); a vector,
   or an image already of that size, is returned as is.
   """
   if not is_image(shape) or tuple(context.shape[-3:-1]) == tuple(shape[:2]):
     return context
-  resized = tf.image.resize(tf.cast(context, tf.float32), shape[:2],
+  batch_shape = tf.shape(context)[:-3]
+  flat = tf.reshape(context, [-1] + context.shape[-3:].as_list())
+  resized = tf.image.resize(tf.cast(flat, tf.float32), shape[:2],
                             method='bilinear', antialias=True)
-  return tf.cast(resized, context.dtype)
+  return tf.reshape(tf.cast(resized, context.dtype),
+                    tf.concat([batch_shape, list(shape)], 0))
 
 
 def check_context(context, context_shape: Optional[ContextShape],
