@@ -153,6 +153,19 @@ CASES = {
         _perturbed_glow(image_shape=(4, 4, 3), coupling='additive',
                         permutation='shuffle').bijector,
         _normal([3, 1, 1, 48]), {}),
+    'spline_coupling': lambda: (
+        _initialized(gb.SplineCoupling(4, NET, num_bins=5, seed=0, dtype=F64)),
+        _normal([3, 4, 4, 4]), {}),
+    'spline_coupling_odd_channels_tails': lambda: (
+        _initialized(gb.SplineCoupling(3, NET, num_bins=4, bound=1.0, seed=0,
+                                       dtype=F64), (3, 4, 4, 3)),
+        2.0 * _normal([3, 4, 4, 3]), {}),   # Many values in the linear tails.
+    'spline_coupling_image_context': lambda: _conditional_layer(
+        lambda c: gb.SplineCoupling(4, NET, num_bins=4, seed=0, dtype=F64,
+                                    context_shape=c), (4, 4, 2)),
+    'glow_8x8x1_spline': lambda: (
+        _perturbed_glow(coupling='spline').bijector, _normal([3, 2, 2, 16]),
+        {}),
     # Conditional layers p(. | context), at a fixed context: vector (3,) and
     # image contexts at the layer's resolution.
     'affine_coupling_vector_context': lambda: _conditional_layer(
@@ -206,7 +219,8 @@ def test_bijector_properties(case):
 
 
 @pytest.mark.parametrize('case', ['actnorm', 'conv1x1_lu', 'affine_coupling',
-                                  'split', 'top_prior', 'glow_8x8x1'])
+                                  'split', 'top_prior', 'glow_8x8x1',
+                                  'spline_coupling', 'glow_8x8x1_spline'])
 def test_perturbed_layers_are_not_the_identity(case):
   """Guards the checker: the perturbed layers really transform their input."""
   bijector, z, kwargs = CASES[case]()
@@ -263,6 +277,8 @@ SEEDED = {
     'conv1x1_plain': lambda seed: gb.InvertibleConv1x1(4, False, seed, F64),
     'affine_coupling': lambda seed: gb.AffineCoupling(4, NET, seed, F64),
     'additive_coupling': lambda seed: gb.AdditiveCoupling(4, NET, seed, F64),
+    'spline_coupling': lambda seed: gb.SplineCoupling(4, NET, seed=seed,
+                                                      dtype=F64),
     'split_user_net': lambda seed: gb.Split(4, _UserNet, seed, F64),
     'channel_shuffle': lambda seed: gb.ChannelShuffle(8, seed),
 }
@@ -407,3 +423,29 @@ def test_checker_catches_a_layer_that_ignores_its_context():
       lambda c: ContextBlindCoupling(4, NET, 0, F64, context_shape=c), (3,))
   with pytest.raises(AssertionError, match='context 0'):
     bijector_checks.assert_bijector_properties(bijector, z, kwargs=kwargs)
+
+
+@pytest.mark.parametrize('context_shape', [None, (3,)])
+def test_spline_coupling_is_the_identity_at_init(context_shape):
+  """Zero network output: equal bins, unit slopes; inside and outside bound."""
+  layer = gb.SplineCoupling(4, NET, num_bins=6, bound=2.0, seed=0, dtype=F64,
+                            context_shape=context_shape)
+  x = 3.0 * _normal([3, 4, 4, 4])   # About a third of the values beyond 2.
+  kwargs = {} if context_shape is None else {
+      'context': _normal([3, 3], seed=2)}
+  gb.data_init(layer, x, **kwargs)
+  np.testing.assert_allclose(layer.inverse(x, **kwargs), x, atol=1e-12)
+  np.testing.assert_allclose(
+      layer.inverse_log_det_jacobian(x, 3, **kwargs), 0.0, atol=1e-12)
+  # The control: perturbed, the same layer moves the values in the interval.
+  bijector_checks.perturb(layer)
+  moved = tf.abs(layer.inverse(x, **kwargs) - x)[..., 2:]
+  assert float(tf.reduce_max(moved)) > 1e-3
+
+
+@pytest.mark.parametrize('bad', [{'num_bins': 1}, {'num_bins': 2.5},
+                                 {'bound': 0.0}, {'bound': float('inf')}])
+def test_spline_coupling_rejects_bad_arguments(bad):
+  name = next(iter(bad))
+  with pytest.raises((TypeError, ValueError), match=f'`{name}`'):
+    gb.SplineCoupling(4, NET, **bad)

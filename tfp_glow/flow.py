@@ -19,7 +19,8 @@ TEMPERATURE = 'temperature'
 # One entry per name of `vocabulary.COUPLINGS` / `vocabulary.PERMUTATIONS`
 # (tests/test_vocabulary.py builds a flow for each name). Lookups never fall
 # through to a default: `build_flow` rejects other names first.
-_COUPLINGS = {'affine': gb.AffineCoupling, 'additive': gb.AdditiveCoupling}
+_COUPLINGS = {'affine': gb.AffineCoupling, 'additive': gb.AdditiveCoupling,
+              'spline': gb.SplineCoupling}
 
 _PERMUTATIONS = {
     'lu': lambda channels, seed, dtype: gb.InvertibleConv1x1(
@@ -44,8 +45,8 @@ def _steps(channels, num_steps, coupling, permutation, conditioner_fn, rng,
     step = [
         gb.ActNorm(channels, dtype),
         _PERMUTATIONS[permutation](channels, seeds[0], dtype),
-        _COUPLINGS[coupling](channels, conditioner_fn, seeds[1], dtype,
-                             context_shape=context_shape),
+        _COUPLINGS[coupling](channels, conditioner_fn, seed=seeds[1],
+                             dtype=dtype, context_shape=context_shape),
     ]
     layers += [gb.Recompute(gb.Chain(step))] if recompute else step
   return layers

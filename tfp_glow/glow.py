@@ -100,7 +100,8 @@ class Glow(tfd.TransformedDistribution):
     num_levels: Python `int`, the number of levels L (scales).
     num_steps: Python `int`, flow steps K per level.
     hidden_channels: Python `int`, width of the coupling networks.
-    coupling: `'affine'` or `'additive'`. Default value: `'affine'`.
+    coupling: `'affine'`, `'additive'` or `'spline'` (rational-quadratic
+      spline, `bijectors.SplineCoupling`). Default value: `'affine'`.
     permutation: `'lu'` (LU-decomposed 1x1 conv), `'conv1x1'` (plain 1x1
       conv), `'shuffle'` or `'reverse'`. Default value: `'lu'`.
     learn_top: Python `bool`, learn the top prior's mean and scale.

@@ -27,8 +27,9 @@ __all__ = [
     'check_num_bits',
 ]
 
-# Coupling layers: openai/glow's affine (sigmoid scale) and NICE's additive.
-COUPLINGS = ('affine', 'additive')
+# Coupling layers: openai/glow's affine (sigmoid scale), NICE's additive and
+# RQ-NSF's rational-quadratic spline.
+COUPLINGS = ('affine', 'additive', 'spline')
 # Channel mixing: LU-decomposed 1x1 conv, plain 1x1 conv, and the paper's two
 # fixed-permutation baselines.
 PERMUTATIONS = ('lu', 'conv1x1', 'shuffle', 'reverse')

@@ -16,6 +16,7 @@ from tfp_glow.bijectors.initialize import data_init
 from tfp_glow.bijectors.invertible_conv1x1 import InvertibleConv1x1
 from tfp_glow.bijectors.recompute import Recompute
 from tfp_glow.bijectors.split import Split
+from tfp_glow.bijectors.spline_coupling import SplineCoupling
 from tfp_glow.bijectors.squeeze import Squeeze
 from tfp_glow.bijectors.temperature import Temperature
 from tfp_glow.bijectors.top_prior import TopPrior
@@ -23,5 +24,6 @@ from tfp_glow.bijectors.top_prior import TopPrior
 __all__ = [
     'ActiveChannels', 'ActNorm', 'AdditiveCoupling', 'AffineCoupling', 'Chain',
     'ChannelPermutation', 'ChannelReverse', 'ChannelShuffle', 'data_init',
-    'InvertibleConv1x1', 'Recompute', 'Split', 'Squeeze', 'Temperature', 'TopPrior',
+    'InvertibleConv1x1', 'Recompute', 'SplineCoupling', 'Split', 'Squeeze',
+    'Temperature', 'TopPrior',
 ]
