@@ -7,7 +7,8 @@ those below it (`tests/test_layout.py` reads the imports and enforces it):
 `core`      _validation, vocabulary (the option names), _inputs (data rules),
             _context (context shapes, per-level resizing), images
 `layers`    bijectors/ (one Glow layer per module), nn (conditioner networks), _conv
-`model`     flow (the multi-scale tfb.Chain), glow (the Glow distribution), _composite
+`model`     flow (the multi-scale tfb.Chain), glow (the Glow distribution), _composite,
+            dequantizer (Flow++'s variational q(u | x))
 `data`      data/ (offline MNIST and TFDS pipelines)        } side by side: neither
 `training`  training/ (GlowModel, optimizers, callbacks)    } imports the other
 `edge`      tasks/, runs, presets, export, cli, and the v0.1 aliases model, callbacks

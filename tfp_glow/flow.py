@@ -59,7 +59,8 @@ def build_flow(image_shape: Sequence[int], *, num_levels: int,
                num_bits: int = 8, dtype: tf.DType = tf.float32,
                seed: Optional[int] = None,
                recompute_gradients: bool = False,
-               context_shape: Optional[Sequence[int]] = None) -> gb.Chain:
+               context_shape: Optional[Sequence[int]] = None,
+               pixel_space: bool = True) -> gb.Chain:
   """Glow's multi-scale flow from N(0, I) latents to pixels in [0, 2**num_bits).
 
   In the paper's direction (`inverse`, data to latent), the chain is:
@@ -78,6 +79,10 @@ def build_flow(image_shape: Sequence[int], *, num_levels: int,
   since `Squeeze` keeps factored-out noise behind them. The latent has shape
   `[H / 2**L, W / 2**L, C * 4**L]`. Arguments are as in `tfp_glow.Glow`, which
   validates the rest of them.
+
+  With `pixel_space=False` the first step (the scaling of pixels) is left
+  out: the flow maps N(0, I) latents to unbounded values of the image's
+  shape (the variational dequantizer's logits, `tfp_glow.dequantizer`).
 
   With `context_shape`, every coupling, split and the top prior is built
   conditional, with the context's shape at its level's resolution (see
@@ -105,7 +110,7 @@ def build_flow(image_shape: Sequence[int], *, num_levels: int,
   rng = np.random.default_rng(seed)
   pixel_scale = tf.constant(2.0**num_bits, dtype)
   layers = [tfp.bijectors.Scale(pixel_scale),
-            tfp.bijectors.Shift(tf.constant(0.5, dtype))]
+            tfp.bijectors.Shift(tf.constant(0.5, dtype))] if pixel_space else []
   for level in range(num_levels):
     active = image_shape[-1] * 4 * 2**level  # Channels the level transforms.
     level_context = _context.level_shape(
