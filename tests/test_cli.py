@@ -261,3 +261,25 @@ def test_console_script_is_installed():
                '--data-dir'):
     assert flag in result.stdout
   assert json.dumps  # The module imports what the fixtures use.
+
+
+def test_train_passes_the_context(monkeypatch, tmp_path, capsys):
+  seen = {}
+
+  def train(run_dir, config, **kwargs):
+    seen['config'] = config
+    raise ValueError('stopped before training')
+
+  monkeypatch.setattr(tasks, 'train', train)
+  for flags, context in ((['--preset', 'mnist_super_resolution'], 'box4'),
+                         (['--context', 'box2'], 'box2'), ([], None)):
+    assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
+                     *flags]) == 2
+    out = capsys.readouterr().out
+    assert seen.pop('config').context == context
+    assert (f'given the {context} context' in out) == (context is not None)
+  assert cli.main(['train', '--smoke', '--context', 'box3', '--run-dir',
+                   str(tmp_path / 'r')]) == 2
+  assert capsys.readouterr().err.strip().endswith(
+      "error: `context`='box3' needs images whose height and width are "
+      'divisible by 3; got images of 28x28.')

@@ -159,7 +159,8 @@ def test_config_round_trip_keeps_every_argument(small_glow):
   assert config['glow'] == dict(
       image_shape=[8, 8, 1], num_levels=2, num_steps=1, hidden_channels=8,
       coupling='additive', permutation='shuffle', learn_top=False,
-      num_classes=4, num_bits=5, dtype='float64', compute_dtype=None, seed=3,
+      num_classes=4, context_shape=None, num_bits=5, dtype='float64',
+      compute_dtype=None, seed=3,
       recompute_gradients=True, validate_args=False, name='my_glow')
   assert (config['init_batch_size'], config['noise_seed'],
           config['weight_y'], config['name']) == (8, 7, 0.5, 'mine')

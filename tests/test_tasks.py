@@ -221,3 +221,31 @@ def test_paper_presets_match_the_paper():
     config = presets.get(name)
     assert config.image_shape[0] % 2**config.num_levels == 0
   assert isinstance(tasks.build_glow(presets.smoke(cifar)), tfp_glow.Glow)
+
+
+def test_a_time_budget_stops_training_and_keeps_the_run_whole(tmp_path):
+  run_dir = str(tmp_path / 'budget')
+  config = presets.replace(SMOKE, epochs=50)
+  # A budget that ends with the first step: 1 step, a partial epoch 1 that
+  # is evaluated and checkpointed, not 50 epochs.
+  result = tasks.train(run_dir, config, verbose=0, max_seconds=1e-3)
+  assert (result.epochs, result.steps) == (1, 1)
+  assert runs.read_evaluation(run_dir)['epochs'] == 1
+  assert tasks.evaluate_run(run_dir).bits_per_dim == pytest.approx(
+      result.evaluation.bits_per_dim, rel=1e-6)
+  with pytest.raises(ValueError, match='`max_seconds` must be > 0'):
+    tasks.train(str(tmp_path / 'zero'), SMOKE, max_seconds=0)
+  assert not runs.has_checkpoint(str(tmp_path / 'zero'))
+
+
+def test_a_budget_cosine_decays_with_the_time_spent():
+  progress = tf.Variable(0.0)
+  config = presets.replace(SMOKE, lr_schedule='cosine', warmup_steps=1)
+  optimizer = tasks.build_model(config, 2, progress).optimizer
+  rates = []
+  for fraction in (0.0, 0.5, 1.0):
+    progress.assign(fraction)
+    rates.append(float(optimizer.learning_rate))
+  np.testing.assert_allclose(rates, [config.learning_rate,
+                                     config.learning_rate / 2, 0.0],
+                             atol=1e-9)

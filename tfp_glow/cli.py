@@ -20,6 +20,7 @@ Glow normalizing flows (Kingma & Dhariwal 2018) on TensorFlow Probability.
 
   tfp-glow train                      # the offline MNIST default, ~5 min on 2 CPU cores
   tfp-glow train --preset cifar10     # the paper's CIFAR-10 configuration (TFDS)
+  tfp-glow train --preset mnist_super_resolution   # p(28x28 digit | its 7x7 version)
   tfp-glow sample --run-dir runs/mnist_offline
   tfp-glow evaluate --run-dir runs/mnist_offline
   tfp-glow export --run-dir runs/mnist_offline --output glow_savedmodel
@@ -37,6 +38,9 @@ _OVERRIDES = (
     ('--num-levels', int, 'Levels (scales) L of the multi-scale flow.'),
     ('--num-steps', int, 'Flow steps K per level.'),
     ('--hidden-channels', int, 'Width of the coupling networks.'),
+    ('--context', str, 'Context of a conditional Glow p(x | context): '
+     'box<k>, each image box-downsampled k times (box4: 28x28 digits given '
+     'their 7x7 versions, super-resolution).'),
     ('--coupling', str, 'Coupling layer: '
      f'{" or ".join(vocabulary.COUPLINGS)}.'),
     ('--permutation', str, 'Channel mixing: '
@@ -86,11 +90,14 @@ def _train(args):
       config = presets.smoke(config)
     config = presets.replace(config, **changes)
     height, width, channels = config.image_shape
+    context = ('' if config.context is None else
+               f', given the {config.context} context of shape '
+               f'{config.context_shape}')
     print(f'Training preset {args.preset!r} into {run_dir}: dataset '
           f'{config.dataset!r} {height}x{width}x{channels}, {config.num_bits}-bit, '
           f'{config.num_levels} levels x {config.num_steps} steps, width '
           f'{config.hidden_channels}, {config.coupling} coupling, '
-          f'{config.epochs} epochs')
+          f'{config.epochs} epochs{context}')
   result = tasks.train(run_dir, config, resume=args.resume,
                        epochs=changes.get('epochs') if args.resume else None,
                        data_dir=args.data_dir, verbose=0 if args.quiet else 1,
@@ -99,24 +106,53 @@ def _train(args):
   split = runs.read_evaluation(run_dir)['split']
   print(f'Held-out bits/dim ({split} split, {e.num_images} images): '
         f'{e.bits_per_dim:.4f} +/- {e.standard_error:.4f} (standard error)')
-  print(f'Samples (rows: temperatures {", ".join(map(str, tasks.DEFAULT_TEMPERATURES))}): '
-        f'{result.samples}')
+  print(f'Samples ({_grid_layout(run_dir)}): {result.samples}')
   print(f'Run directory: {run_dir} (config.json, checkpoints/, metrics.csv, '
         f'logs/, samples/); {result.seconds:.0f} s')
 
 
+def _grid_layout(run_dir):
+  """What the rows (and columns) of a run's final grid show."""
+  from tfp_glow import tasks  # pylint: disable=g-import-not-at-top
+  if not _has_context(run_dir):
+    return ('rows: temperatures '
+            f'{", ".join(map(str, tasks.DEFAULT_TEMPERATURES))}')
+  return ('rows: held-out examples; columns: the low-resolution input, '
+          'temperatures '
+          f'{", ".join(map(str, tasks.CONTEXT_TEMPERATURES))}, the truth')
+
+
+def _has_context(run_dir):
+  from tfp_glow import runs  # pylint: disable=g-import-not-at-top
+  try:
+    return runs.read_training_config(run_dir).get('context') is not None
+  except FileNotFoundError:   # Not a trained run: `load_glow` says what.
+    return False
+
+
 def _sample(args):
   from tfp_glow import tasks  # pylint: disable=g-import-not-at-top
-  output = args.output or os.path.join(args.run_dir, 'samples',
-                                       'class_samples.png' if args.per_class
-                                       else 'sample_grid.png')
+  context = _has_context(args.run_dir)
+  if context and args.per_class:
+    raise ValueError('--per-class needs a class-conditional run; '
+                     f'{args.run_dir} is conditional on a context: drop '
+                     '--per-class.')
+  name = ('class_samples.png' if args.per_class else
+          'context_samples.png' if context else 'sample_grid.png')
+  output = args.output or os.path.join(args.run_dir, 'samples', name)
   _check_writable('--output', output)
-  if args.per_class:
+  temperatures = args.temperatures or (
+      tasks.CONTEXT_TEMPERATURES if context else tasks.DEFAULT_TEMPERATURES)
+  if context:
+    path = tasks.context_sample_grid(
+        args.run_dir, output, temperatures=temperatures, num_images=args.num,
+        seed=args.seed, scale=args.scale)
+  elif args.per_class:
     path = tasks.class_sample_grid(args.run_dir, output, args.num,
-                                   args.temperatures[0], seed=args.seed,
+                                   temperatures[0], seed=args.seed,
                                    scale=args.scale)
   else:
-    path = tasks.sample_grid(args.run_dir, output, args.temperatures,
+    path = tasks.sample_grid(args.run_dir, output, temperatures,
                              args.num, seed=args.seed, scale=args.scale)
   print(f'Wrote {path}')
 
@@ -220,14 +256,20 @@ def _add_sample(commands):
   p = commands.add_parser(
       'sample', help='Write a PNG grid of samples of a trained run.',
       description='Samples of the newest checkpoint of a run: one row per '
-      'temperature (same noise in every row), or one row per class.')
+      'temperature (same noise in every row), or one row per class. For a '
+      'run conditional on a context (--preset mnist_super_resolution): one '
+      'row per held-out example, its low-resolution input, one sample per '
+      'temperature and the truth.')
   p.add_argument('--run-dir', required=True, help='Run directory.')
   p.add_argument('--output', help='PNG file (default: '
-                 'RUN_DIR/samples/sample_grid.png or class_samples.png).')
-  p.add_argument('--temperatures', type=_temperatures, default=(0.5, 0.7, 0.85, 1.0),
+                 'RUN_DIR/samples/sample_grid.png, class_samples.png or '
+                 'context_samples.png).')
+  p.add_argument('--temperatures', type=_temperatures,
                  help='Comma-separated temperatures, one row each (default: '
-                 '0.5,0.7,0.85,1.0); with --per-class the first is used.')
-  p.add_argument('--num', type=int, default=8, help='Samples per row.')
+                 '0.5,0.7,0.85,1.0); with --per-class the first is used; for '
+                 'a context run one column each (default: 0.5,0.8).')
+  p.add_argument('--num', type=int, default=8, help='Samples per row (for a '
+                 'context run: rows, one held-out example each).')
   p.add_argument('--per-class', action='store_true', help='One row per class '
                  '(class-conditional runs only).')
   p.add_argument('--seed', type=int, default=0, help='Seed of the noise.')

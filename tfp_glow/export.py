@@ -1,9 +1,11 @@
 """SavedModel export: serve a trained Glow where only TensorFlow is installed."""
 
 import inspect
-from typing import Any
+from typing import Any, List, Optional
 
 import tensorflow as tf
+
+from tfp_glow.training import context as context_lib
 
 __all__ = ['export_saved_model', 'SIGNATURES']
 
@@ -15,10 +17,13 @@ _DEQUANTIZATION_SEED = (0, 0)
 
 
 def _checked(images, expected_shape, signature, what):
-  """Asserts the per-example shape of a served input, naming the signature."""
+  """Asserts the per-example shape of a served input, naming the signature.
+
+  `None` in `expected_shape` (a raw context's free size) matches any size.
+  """
   expected = list(expected_shape)
   message = (f'{signature}: `{what}` must have shape [batch, '
-             f'{", ".join(str(d) for d in expected)}]')
+             f'{", ".join("?" if d is None else str(d) for d in expected)}]')
   # The check reads only the runtime shape vector, never `tf.rank`: Grappler
   # may fold a rank to the one the graph declares or implies (through
   # `ensure_shape` below), which a wrong input does not have; with TF 2.21 a
@@ -29,8 +34,14 @@ def _checked(images, expected_shape, signature, what):
   # r >= n + 1.
   n = len(expected)
   padded = tf.concat([tf.shape(images), tf.fill([n + 2], -1)], axis=0)
-  ok = tf.logical_and(tf.equal(padded[n + 1], -1),
-                      tf.reduce_all(tf.equal(padded[1:n + 1], expected)))
+  sizes = padded[1:n + 1]
+  if None in expected:
+    known = [d is not None for d in expected]
+    same = tf.where(known, tf.equal(sizes, [d or 0 for d in expected]),
+                    sizes >= 0)   # A free size: any, but there.
+  else:
+    same = tf.equal(sizes, expected)
+  ok = tf.logical_and(tf.equal(padded[n + 1], -1), tf.reduce_all(same))
   check = tf.debugging.Assert(ok, [message + '; got shape', tf.shape(images)],
                               summarize=8)
   with tf.control_dependencies([check]):
@@ -38,14 +49,23 @@ def _checked(images, expected_shape, signature, what):
 
 
 class _Server(tf.Module):
-  """Holds the Glow's variables and the serving functions."""
+  """Holds the Glow's (and the context encoder's) variables and the serving
+  functions.
 
-  def __init__(self, glow):
+  `context_spec` is the served raw context (`None`: unconditional), which
+  `context_encoder` (a Keras layer, or `None`) maps to the Glow's context.
+  """
+
+  def __init__(self, glow, context_spec=None, context_encoder=None):
     super().__init__(name='glow_server')
     self.glow = glow
     self.image_shape = list(glow.image_shape)
     self.latent_shape = list(glow.latent_shape)
     self.conditional = bool(glow.num_classes)
+    self.context_spec = context_spec
+    self.context_shape = (None if context_spec is None else
+                          context_spec.shape[1:].as_list())
+    self.context_encoder = context_encoder
 
   def _labels(self, labels, batch):
     if not self.conditional:
@@ -55,33 +75,64 @@ class _Server(tf.Module):
         message='`labels` must have one class id per example')
     return labels
 
-  def _log_prob(self, images, labels=None):
+  def _context(self, context, batch, signature):
+    """The Glow's context of a served raw context, `[batch, *context_shape]`.
+
+    One context for all (batch 1) is broadcast to `batch`: the encoder runs
+    once.
+    """
+    if self.context_spec is None:
+      return None
+    context = _checked(context, self.context_shape, signature, 'context')
+    if self.context_encoder is not None:
+      context = context_lib.check_encoded(
+          self.glow, self.context_encoder(context, training=False), None,
+          f'export_saved_model ({signature})')
+    num = tf.shape(context)[0]
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(num, batch), tf.equal(num, 1)),
+        [f'{signature}: `context` must hold one context per example, or one '
+         'for all (batch 1); got', num, 'contexts for', batch, 'examples'])
+    with tf.control_dependencies([check]):
+      shape = tf.concat([[batch], tf.shape(context)[1:]], axis=0)
+      return tf.ensure_shape(tf.broadcast_to(context, shape),
+                             [None, *self.glow.context_shape])
+
+  def _log_prob(self, images, labels=None, context=None):
     x = _checked(images, self.image_shape, 'log_prob', 'images')
+    batch = tf.shape(x)[0]
     return {'log_prob': self.glow.log_prob(
-        x, labels=self._labels(labels, tf.shape(x)[0]))}
+        x, labels=self._labels(labels, batch),
+        context=self._context(context, batch, 'log_prob'))}
 
-  def _bits_per_dim(self, images, labels=None):
+  def _bits_per_dim(self, images, labels=None, context=None):
     x = _checked(images, self.image_shape, 'bits_per_dim', 'images')
+    batch = tf.shape(x)[0]
     return {'bits_per_dim': self.glow.bits_per_dim(
-        x, labels=self._labels(labels, tf.shape(x)[0]),
-        seed=_DEQUANTIZATION_SEED)}
+        x, labels=self._labels(labels, batch), seed=_DEQUANTIZATION_SEED,
+        context=self._context(context, batch, 'bits_per_dim'))}
 
-  def _sample(self, num, temperature, seed, labels=None):
+  def _sample(self, num, temperature, seed, labels=None, context=None):
     seed_pair = tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
     images = self.glow.sample(
         num, temperature=temperature, seed=seed_pair,
-        labels=self._labels(labels, num))
+        labels=self._labels(labels, num),
+        context=self._context(context, num, 'sample'))
     return {'images': images}
 
-  def _encode(self, images, labels=None):
+  def _encode(self, images, labels=None, context=None):
     x = _checked(images, self.image_shape, 'encode', 'images')
+    batch = tf.shape(x)[0]
     return {'latents': self.glow.encode(
-        x, labels=self._labels(labels, tf.shape(x)[0]))}
+        x, labels=self._labels(labels, batch),
+        context=self._context(context, batch, 'encode'))}
 
-  def _decode(self, latents, labels=None):
+  def _decode(self, latents, labels=None, context=None):
     z = _checked(latents, self.latent_shape, 'decode', 'latents')
+    batch = tf.shape(z)[0]
     return {'images': self.glow.decode(
-        z, labels=self._labels(labels, tf.shape(z)[0]))}
+        z, labels=self._labels(labels, batch),
+        context=self._context(context, batch, 'decode'))}
 
 
 def _serve(server, dtype):
@@ -115,11 +166,15 @@ def _serve(server, dtype):
       'decode': [latents],
   }
   shaped = {'images': server.image_shape, 'latents': server.latent_shape}
+  if server.context_spec is not None:
+    shaped['context'] = server.context_shape
   functions = {}
   for name, inputs in specs.items():
     if server.conditional:
       inputs = inputs + [labels]
-    method = getattr(server, '_' + name)
+    if server.context_spec is not None:
+      inputs = inputs + [server.context_spec]
+    method = _of_inputs(getattr(server, '_' + name), inputs)
     declared = tf.function(method, input_signature=inputs)
     functions[name] = declared.get_concrete_function()
     any_shape = [tf.TensorSpec(None, s.dtype, name=s.name)
@@ -127,6 +182,25 @@ def _serve(server, dtype):
     setattr(server, name, tf.function(
         _checking(method, declared, name, shaped), input_signature=any_shape))
   return functions
+
+
+def _of_inputs(method, inputs):
+  """`method`, taking exactly the `inputs` (by their names), in order.
+
+  A signature's function is called by position: without labels, a context
+  must not land in `method`'s `labels` parameter.
+  """
+  names = [spec.name for spec in inputs]
+  parameters = inspect.Signature([
+      inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+      for n in names])
+
+  def call(*args, **kwargs):
+    return method(**parameters.bind(*args, **kwargs).arguments)
+
+  call.__signature__ = parameters
+  call.__name__ = method.__name__
+  return call
 
 
 def _checking(method, declared, signature, shaped):
@@ -169,8 +243,23 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
   decode(latents [N, *latent_shape] float)     -> images [N, H, W, C]
   ```
 
-  A class-conditional model adds `labels [N] int32` to each. `images` are in
-  pixel space `[0, 2**num_bits)`. A wrong shape fails at call time with a
+  A class-conditional model adds `labels [N] int32` to each, a conditional
+  model (`context_shape` set) `context [N, ...]` (after `labels`), one
+  context per example or one for all (batch 1; `sample` takes one per
+  sample, `num`, or one):
+
+  ```none
+  model_or_glow                      context                 served through
+  Glow                               [N, *context_shape]     (the Glow's)
+  GlowModel without context_encoder  [N, *context_shape]     (the Glow's)
+  GlowModel with a context_encoder   [N, *raw shape], dtype  the encoder
+                                     of `context_spec()`
+  another model with a `glow`        [N, *context_shape]     (the Glow's)
+  ```
+
+  The raw shape is the encoder's input: a functional encoder's `keras.Input`,
+  or the raw context the model saw at its init (or the input shape a built
+  encoder recorded). `images` are in pixel space `[0, 2**num_bits)`. A wrong shape fails at call time with a
   message naming the signature and the expected shape, such as ``[log_prob:
   `images` must have shape [batch, 8, 8, 1]; got shape] [2 9 9 1]``, called
   as a signature (`loaded.signatures['log_prob'](images=x)`) or as an
@@ -189,7 +278,9 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
   Raises:
     TypeError: if `model_or_glow` holds no Glow.
     ValueError: if the Glow was never initialised (its ActNorms would be the
-      identity and the export almost surely a mistake).
+      identity and the export almost surely a mistake), if the raw context's
+      shape is not known (see `GlowModel.context_spec`), or if the encoder
+      does not map it to the Glow's context shape.
   """
   glow = getattr(model_or_glow, 'glow', model_or_glow)
   if not hasattr(glow, 'latent_shape') or not hasattr(glow, 'bijector'):
@@ -198,6 +289,20 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
   if not glow.is_initialized:
     raise ValueError('`model_or_glow` has not been initialised: run '
                      '`glow.initialize(batch)` (or train it) before exporting.')
-  server = _Server(glow)
+  encoder = None
+  spec = _glow_context_spec(glow)
+  if model_or_glow is not glow and spec is not None:
+    encoder = getattr(model_or_glow, 'context_encoder', None)
+    if hasattr(model_or_glow, 'context_spec'):
+      spec = model_or_glow.context_spec()
+  server = _Server(glow, spec, encoder)
   tf.saved_model.save(server, path, signatures=_serve(server, glow.dtype))
   return path
+
+
+def _glow_context_spec(glow) -> Optional[tf.TensorSpec]:
+  """`[None, *context_shape]` in the Glow's dtype, or `None`."""
+  shape: Optional[List[int]] = getattr(glow, 'context_shape', None)
+  if shape is None:
+    return None
+  return tf.TensorSpec([None, *shape], glow.dtype, name='context')

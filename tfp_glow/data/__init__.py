@@ -2,7 +2,10 @@
 
 `load(name, split, ...)` yields batches of integer images `[N, H, W, C]` in
 `[0, 2**num_bits)` (uint8), or `(images, labels)`, ready for
-`tfp_glow.GlowModel.fit`. Datasets (`names()`):
+`tfp_glow.GlowModel.fit`; `load(..., context='box4')` yields dicts
+`{'images', 'context'}` for a conditional Glow p(x | context), the context
+being each image box-downsampled 4 times, scaled to [0, 1] (super-resolution;
+`tfp_glow.data.context`). Datasets (`names()`):
 
 | name | images | held-out split | labels |
 |---|---|---|---|
@@ -25,8 +28,11 @@ model.fit(train, epochs=10, steps_per_epoch=data.num_examples('celeb_a',
 ```
 """
 
+from tfp_glow.data import context
 from tfp_glow.data.offline import NAME as OFFLINE
+from tfp_glow.data.pipeline import KEYS
 from tfp_glow.data.pipeline import attribute_names
+from tfp_glow.data.pipeline import context_shape
 from tfp_glow.data.pipeline import held_out_split
 from tfp_glow.data.pipeline import image_shape
 from tfp_glow.data.pipeline import load
@@ -35,5 +41,6 @@ from tfp_glow.data.pipeline import num_examples
 from tfp_glow.data.preprocess import reduce_bits
 from tfp_glow.data.sources import names
 
-__all__ = ['OFFLINE', 'load', 'names', 'image_shape', 'num_classes',
-           'num_examples', 'held_out_split', 'attribute_names', 'reduce_bits']
+__all__ = ['OFFLINE', 'KEYS', 'load', 'names', 'image_shape',
+           'context_shape', 'num_classes', 'num_examples', 'held_out_split',
+           'attribute_names', 'reduce_bits', 'context']

@@ -8,21 +8,25 @@ import tensorflow as tf
 
 from tfp_glow import _validation
 from tfp_glow import vocabulary
+from tfp_glow.data import context as context_lib
 from tfp_glow.data import preprocess
 from tfp_glow.data import sources
 
-__all__ = ['load', 'image_shape', 'num_classes', 'held_out_split',
-           'num_examples', 'attribute_names']
+__all__ = ['load', 'image_shape', 'context_shape', 'num_classes',
+           'held_out_split', 'num_examples', 'attribute_names', 'KEYS']
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BYTES = 256 * 2**20  # Shuffle windows of up to 256 MiB of pixels.
 _SEED_MULTIPLIER = 1_000_003
+# The keys of the dict elements of `load(..., context=...)`.
+KEYS = ('images', 'context', 'labels')
 
 
 def load(name: str, split: str = 'train', *, batch_size: int = 64,
          image_size: Optional[int] = None, num_bits: int = 8,
          labels: bool = False, attribute: Optional[str] = None,
-         shuffle: bool = False, flip: bool = False, seed: int = 0,
+         context: Optional[str] = None, shuffle: bool = False,
+         flip: bool = False, seed: int = 0,
          epochs: Optional[int] = 1, start_epoch: int = 0,
          steps_per_epoch: Optional[int] = None, drop_remainder: bool = False,
          num_examples: Optional[int] = None,
@@ -37,7 +41,7 @@ def load(name: str, split: str = 'train', *, batch_size: int = 64,
   read (TFDS, or the offline MNIST) -> first `num_examples` -> centre crop /
   resize / pad to `image_size` -> x // 2**(8 - num_bits) -> cache
   per epoch e: shuffle (seed = f(seed, e)) -> random crop (LSUN) and flip
-               (seed = f(seed, e, position)) -> batch -> prefetch
+               (seed = f(seed, e, position)) -> batch -> context -> prefetch
   ```
 
   The shuffle permutes consecutive windows of `SHUFFLE_BYTES` bytes of pixels
@@ -48,7 +52,10 @@ def load(name: str, split: str = 'train', *, batch_size: int = 64,
   Maps run in parallel (`AUTOTUNE`) with deterministic order, so every batch
   is a pure function of `(seed, epoch, step)`: a run resumed at epoch `e`
   (`start_epoch=e`) sees exactly the batches an uninterrupted run would.
-  Elements are uint8 images, or `(images, labels)` with int32 labels.
+  Elements are uint8 images, or `(images, labels)` with int32 labels; with
+  `context`, dicts `{'images': uint8 [N, H, W, C], 'context': float32
+  [N, *context_shape], 'labels': int32 [N]}` (`'labels'` only with `labels`
+  or `attribute`), the data of a conditional Glow p(x | context).
 
   Args:
     name: a dataset of `tfp_glow.data.names()`: `'mnist_offline'`,
@@ -64,6 +71,12 @@ def load(name: str, split: str = 'train', *, batch_size: int = 64,
     labels: Python `bool`, yield `(images, class labels)`. Default: `False`.
     attribute: a CelebA attribute name (`attribute_names()`): yield
       `(images, 0/1 labels of that attribute)`. Default value: `None`.
+    context: `None`, or `'box<k>'` such as `'box4'`: yield dicts whose
+      `'context'` is each image box-downsampled k times, the mean of each
+      k x k block of pixels scaled to [0, 1] (divided by
+      `2**num_bits - 1`), float32 `[N, H / k, W / k, C]`, computed from the
+      final image (after bit reduction, crops and flips; see
+      `tfp_glow.data.context`). Default value: `None`.
     shuffle: Python `bool`, shuffle every epoch (see above) and take random
       LSUN crops.
     flip: Python `bool`, random horizontal flips. Default value: `False`.
@@ -96,12 +109,18 @@ def load(name: str, split: str = 'train', *, batch_size: int = 64,
   >>> images, labels = next(iter(ds))
   >>> images.shape, images.dtype.name, int(tf.reduce_max(images)) < 32
   (TensorShape([8, 28, 28, 1]), 'uint8', True)
+  >>> batch = next(iter(load('mnist_offline', 'test', batch_size=8,
+  ...                        context='box4')))
+  >>> sorted(batch), batch['context'].shape, batch['context'].dtype.name
+  (['context', 'images'], TensorShape([8, 7, 7, 1]), 'float32')
   """
   source = sources.get(name)
   _validation.positive_int('batch_size', batch_size)
   size = _image_size(source, image_size)
   num_bits = _num_bits(num_bits, n_bits)
   label_fn = _label_fn(source, labels, attribute)
+  to_dict = _dict_maker(context, (size, size, source.channels), num_bits,
+                        label_fn is not None)
   _validation.positive_int('seed', seed, minimum=0)
   if epochs is not None:
     _validation.positive_int('epochs', epochs)
@@ -124,6 +143,8 @@ def load(name: str, split: str = 'train', *, batch_size: int = 64,
       ds = ds.enumerate().map(augment, num_parallel_calls=AUTOTUNE,
                               deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if to_dict is not None:
+      ds = ds.map(to_dict, num_parallel_calls=AUTOTUNE, deterministic=True)
     if steps_per_epoch is not None:
       ds = ds.repeat().take(steps_per_epoch)
     return ds
@@ -149,6 +170,20 @@ def image_shape(name: str,
   source = sources.get(name)
   size = _image_size(source, image_size)
   return (size, size, source.channels)
+
+
+def context_shape(name: str, context: str,
+                  image_size: Optional[int] = None) -> Tuple[int, int, int]:
+  """The shape of one `context` of `load(name, context=..., image_size=...)`.
+
+  >>> context_shape('mnist_offline', 'box4'), context_shape('celeb_a', 'box4')
+  ((7, 7, 1), (16, 16, 3))
+
+  Raises:
+    ValueError: for an unknown dataset or context, or a context factor that
+      does not divide the image size.
+  """
+  return context_lib.context_shape(context, image_shape(name, image_size))
 
 
 def num_classes(name: str) -> Optional[int]:
@@ -239,6 +274,23 @@ def _label_fn(source, labels, attribute):
     raise ValueError(f'dataset {source.name!r} has no class labels; '
                      'use labels=False (and an unconditional model).')
   return lambda ex: tf.cast(ex['label'], tf.int32)
+
+
+def _dict_maker(context, shape, num_bits, has_labels):
+  """Returns batch -> `{'images', 'context'[, 'labels']}`, or `None`."""
+  if context is None:
+    return None
+  factor = context_lib.box_factor(context)
+  context_lib.context_shape(context, shape)   # Checks the divisibility.
+
+  def to_dict(images, labels=None):   # `map` passes a pair's two parts.
+    element = {'images': images,
+               'context': context_lib.box_downsample(images, factor, num_bits)}
+    if has_labels:
+      element['labels'] = labels
+    return element
+
+  return to_dict
 
 
 def _window(size, channels):

@@ -2,9 +2,10 @@
 PNG grids, and the traced functions of a Glow (each traced once).
 """
 
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 import weakref
 
+import numpy as np
 import tensorflow as tf
 
 from tfp_glow import data
@@ -22,39 +23,47 @@ class Functions:
 
   Get them with `functions(glow)`: they are cached per Glow, and hold the
   Glow only through a weak reference (the traced graphs hold its variables),
-  so that the cache never keeps a Glow alive.
+  so that the cache never keeps a Glow alive. `bits_per_dim(batch, seed)`
+  takes a dict of `batch_parts`; `sampler(...)` gives samplers.
   """
 
   def __init__(self, glow: Glow):
     glow_ref = weakref.ref(glow)
     self._glow_ref = glow_ref
     self._samplers = {}
-    conditional = bool(glow.num_classes)
-    images = tf.TensorSpec([None, *glow.image_shape], tf.uint8)
+    self._context_shape = glow.context_shape
     seed = tf.TensorSpec([2], tf.int32)
 
-    def bits_per_dim(x, *args):
-      labels, s = args if conditional else (None, args[0])
-      return glow_ref().bits_per_dim(x, labels=labels, seed=s)
+    def bits_per_dim(batch, s):
+      return glow_ref().bits_per_dim(
+          batch['images'], labels=batch.get('labels'),
+          context=batch.get('context'), seed=s)
 
-    signature = [images, seed]
-    if conditional:
-      signature.insert(1, tf.TensorSpec([None], tf.int32))
-    self.bits_per_dim = tf.function(bits_per_dim, input_signature=signature)
+    self.bits_per_dim = tf.function(
+        bits_per_dim, input_signature=[batch_spec(glow), seed])
 
-  def sampler(self, num: int,
-              conditional: bool = False) -> Callable[..., tf.Tensor]:
-    """`(temperature, seed[, labels]) -> num samples`, traced once."""
-    key = (num, conditional)
+  def sampler(self, num: int, conditional: bool = False,
+              context: bool = False) -> Callable[..., tf.Tensor]:
+    """`(temperature, seed[, labels][, context]) -> num samples`, traced once.
+
+    `context` (`[num, *context_shape]`) is for a Glow with `context_shape`.
+    """
+    key = (num, conditional, context)
     if key not in self._samplers:
       glow_ref = self._glow_ref
       signature = [tf.TensorSpec([], tf.float32), tf.TensorSpec([2], tf.int32)]
       if conditional:
         signature.append(tf.TensorSpec([num], tf.int32))
+      if context:
+        signature.append(tf.TensorSpec([num, *self._context_shape],
+                                       tf.float32))
 
-      def draw(temperature, seed, labels=None):
+      def draw(temperature, seed, *extra):
+        extra = list(extra)
+        labels = extra.pop(0) if conditional else None
         return glow_ref().sample(num, temperature=temperature, seed=seed,
-                                 labels=labels)
+                                 labels=labels,
+                                 context=extra[0] if context else None)
 
       self._samplers[key] = tf.function(draw, input_signature=signature)
     return self._samplers[key]
@@ -104,7 +113,68 @@ def first_images(
   return images_and_labels(next(iter(dataset)))
 
 
+def spread_batch(config: presets.Config, split: Optional[str], count: int,
+                 data_dir: Optional[str], glow: Glow,
+                 pool: int = 500) -> Dict[str, tf.Tensor]:
+  """`batch_parts` of `count` examples spread evenly over the first `pool`.
+
+  Evenly spaced rather than the first `count`, because some splits are
+  sorted by class (the offline MNIST's): 10 of its first 500 test digits are
+  one of each class.
+  """
+  pool = max(pool, count)
+  dataset = data.load(
+      config.dataset, split or data.held_out_split(config.dataset),
+      batch_size=pool, image_size=config.image_size, num_bits=config.num_bits,
+      labels=config.conditional, context=config.context, num_examples=pool,
+      cache=False, data_dir=data_dir)
+  parts = batch_parts(next(iter(dataset)), glow)
+  available = int(parts['images'].shape[0])
+  if available < count:
+    raise ValueError(f'`num_images`={count} exceeds the {available} examples '
+                     f'of split {split or data.held_out_split(config.dataset)!r}'
+                     f' of dataset {config.dataset!r}.')
+  index = np.linspace(0, available - 1, count).round().astype(np.int32)
+  return {k: tf.gather(v, index) for k, v in parts.items()}
+
+
 def images_and_labels(batch: Any) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
   """`(images, int32 labels or None)` of one batch of a dataset."""
   images, labels = batches.images_and_labels(batch)
   return images, None if labels is None else tf.cast(labels, tf.int32)
+
+
+def batch_spec(glow: Glow) -> Dict[str, tf.TensorSpec]:
+  """The `tf.TensorSpec`s of the dict `batch_parts` gives for `glow`."""
+  spec = {'images': tf.TensorSpec([None, *glow.image_shape], tf.uint8)}
+  if glow.num_classes:
+    spec['labels'] = tf.TensorSpec([None], tf.int32)
+  if glow.context_shape is not None:
+    spec['context'] = tf.TensorSpec([None, *glow.context_shape], tf.float32)
+  return spec
+
+
+def batch_parts(batch: Any, glow: Glow,
+                where: str = 'tfp_glow.tasks') -> Dict[str, tf.Tensor]:
+  """What `glow` reads of one batch: `{'images'[, 'labels'][, 'context']}`.
+
+  `batch` is any element `GlowModel` takes (images, a tuple or a dict);
+  labels are kept for a class-conditional Glow, the context for a Glow with
+  `context_shape`.
+
+  Raises:
+    ValueError: if the Glow needs labels or a context the batch lacks; the
+      message names it.
+  """
+  data = batches.unpack(batch, where)
+  parts = {'images': tf.cast(data.images, tf.uint8)}
+  needs = (('labels', bool(glow.num_classes), tf.int32),
+           ('context', glow.context_shape is not None, tf.float32))
+  for key, needed, dtype in needs:
+    value = getattr(data, key)
+    if needed and value is None:
+      raise ValueError(f'{where}: this Glow needs `{key}` in every batch '
+                       f"(a dict with key '{key}'); the data have none.")
+    if needed:
+      parts[key] = tf.cast(value, dtype)
+  return parts

@@ -1,7 +1,9 @@
 """A training run: build, train with checkpoints and evaluate held out.
 
-`train` writes a run directory (`tfp_glow.runs`); `evaluate` and
-`evaluate_run` give held-out bits/dim with a standard error.
+`train` writes a run directory (`tfp_glow.runs`), for a number of epochs or
+a wall-clock budget; `evaluate` and `evaluate_run` give held-out bits/dim
+with a standard error. A config with a `context` trains a conditional Glow
+p(x | context) on dicts of `tfp_glow.data.load(..., context=...)`.
 """
 
 import collections
@@ -27,12 +29,19 @@ from tfp_glow.training import default_optimizer
 from tfp_glow.training._keras import keras
 
 __all__ = ['Evaluation', 'TrainResult', 'build_glow', 'build_model', 'train',
-           'evaluate', 'evaluate_run']
+           'evaluate', 'bits_per_dim_values', 'evaluate_run']
+
+_GRID_ROWS = 10   # Held-out examples in the grids of a conditional run.
 
 Evaluation = collections.namedtuple(
     'Evaluation', ['bits_per_dim', 'standard_error', 'num_images'])
 TrainResult = collections.namedtuple(
-    'TrainResult', ['run_dir', 'epochs', 'evaluation', 'samples', 'seconds'])
+    'TrainResult',
+    ['run_dir', 'epochs', 'evaluation', 'samples', 'seconds', 'steps'])
+TrainResult.__doc__ = """What `train` did: the run directory, the epochs done
+(a budget-stopped run's last one partial), the final held-out `Evaluation`,
+the PNG of the final samples, the seconds taken and the optimizer steps done
+(over the whole run, resumed parts included)."""
 
 
 def build_glow(config: presets.Config) -> Glow:
@@ -44,20 +53,26 @@ def build_glow(config: presets.Config) -> Glow:
               learn_top=config.learn_top,
               num_classes=(data.num_classes(config.dataset)
                            if config.conditional else None),
-              num_bits=config.num_bits, seed=config.seed)
+              context_shape=config.context_shape, num_bits=config.num_bits,
+              seed=config.seed)
 
 
 def build_model(config: presets.Config,
-                steps_per_epoch: Optional[int] = None) -> GlowModel:
+                steps_per_epoch: Optional[int] = None,
+                progress: Optional[tf.Variable] = None) -> GlowModel:
   """A compiled `GlowModel` of a `presets.Config`.
 
   `steps_per_epoch` sets the length of a `'cosine'` learning-rate schedule
-  (`epochs * steps_per_epoch` steps).
+  (`epochs * steps_per_epoch` steps). With `progress`, a float32 variable of
+  the fraction of a wall-clock budget spent (see `train`'s `max_seconds`),
+  the cosine decays over the budget instead.
   """
   model = GlowModel(build_glow(config), init_batch_size=config.init_batch_size,
                     noise_seed=config.seed, weight_y=config.weight_y)
   learning_rate = config.learning_rate
-  if config.lr_schedule == 'cosine':
+  if config.lr_schedule == 'cosine' and progress is not None:
+    learning_rate = _BudgetCosine(learning_rate, progress)
+  elif config.lr_schedule == 'cosine':
     learning_rate = keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=config.epochs * (steps_per_epoch or 1))
   model.compile(optimizer=default_optimizer(
@@ -69,7 +84,8 @@ def build_model(config: presets.Config,
 def train(run_dir: str, config: Optional[presets.Config] = None, *,
           resume: bool = False, epochs: Optional[int] = None,
           data_dir: Optional[str] = None, verbose: Union[int, str] = 1,
-          grid_scale: Optional[int] = None) -> TrainResult:
+          grid_scale: Optional[int] = None,
+          max_seconds: Optional[float] = None) -> TrainResult:
   """Trains a Glow into `run_dir`; returns held-out bits/dim and sample paths.
 
   Each epoch appends to `metrics.csv` (Keras `CSVLogger`: loss,
@@ -78,6 +94,12 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
   config's temperature T) and a checkpoint. At the end it
   evaluates the whole held-out split (`evaluation.json`) and writes
   `samples/temperatures.png`.
+
+  A config with a `context` (`presets.Config.context`, e.g. `'box4'`) trains
+  a conditional Glow p(x | context) on `{'images', 'context'}` batches; its
+  grids, `samples/epoch_NNN.png` and `samples/context_samples.png`, show per
+  row the context, samples at temperatures 0.5 and 0.8 and the true image
+  of one of 10 held-out examples (`grids.context_sample_grid`).
 
   Args:
     run_dir: the run directory (created if needed).
@@ -90,9 +112,17 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
     grid_scale: nearest-neighbour upscaling of the sample grids
       (`images.save_png_grid`): `None` for tiles at least 96 pixels high
       (28x28 digits x4), or an int >= 1 (1: one pixel per pixel).
+    max_seconds: `None`, or a wall-clock budget in seconds (> 0) of this
+      call's Keras training loop (from after the data-dependent init;
+      tracing and per-epoch evaluations included): training stops after the
+      first step that ends past it (the epoch it ends is then partial:
+      evaluated, checkpointed and counted), or after the config's epochs,
+      whichever comes first. A `'cosine'` schedule then decays over the
+      budget left after the first (tracing) step, by elapsed time, so such
+      a run is not reproducible step for step. Default value: `None`.
 
   Returns:
-    A `TrainResult(run_dir, epochs, evaluation, samples, seconds)`.
+    A `TrainResult(run_dir, epochs, evaluation, samples, seconds, steps)`.
 
   Raises:
     FileExistsError: if `run_dir` holds checkpoints and `resume` is False.
@@ -114,9 +144,12 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
   # Checked before training, not at the end of the first epoch.
   if grid_scale is not None:
     _validation.positive_int('grid_scale', grid_scale)
+  if max_seconds is not None:
+    _validation.positive_float('max_seconds', max_seconds)
   scale = images_lib.grid_scale(config.image_shape[0], grid_scale)
   steps = _steps_per_epoch(config, data_dir)
-  model = build_model(config, steps)
+  budget = None if max_seconds is None else _Budget(max_seconds)
+  model = build_model(config, steps, budget.progress if budget else None)
   manager = runs.training_checkpoint(model, run_dir)
   if resume:
     model.optimizer.build(model.trainable_variables)
@@ -128,23 +161,23 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
   held_out = _held_out_data(config, data_dir)
   evaluations = {}
   callbacks = _callbacks(model, config, run_dir, manager, held_out,
-                         evaluations, resume, scale)
+                         evaluations, resume, scale, data_dir)
   model.fit(train_data, epochs=config.epochs, initial_epoch=first_epoch,
-            steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
-            shuffle=False)
+            steps_per_epoch=steps, callbacks=callbacks + (
+                [budget] if budget else []),
+            verbose=verbose, shuffle=False)
   message = model.nonfinite_message()
   if message:
     raise FloatingPointError(f'training stopped: {message}')
-  evaluation = evaluations.get(config.epochs) or evaluate(
+  done = int(manager.epoch.numpy())   # < config.epochs if the budget ended.
+  evaluation = evaluations.get(done) or evaluate(
       model.glow, held_out, seed=config.seed)
   runs.write_evaluation(run_dir, dict(
       evaluation._asdict(), split=data.held_out_split(config.dataset),
-      epochs=config.epochs))
-  samples = grids.sample_grid(
-      model.glow, os.path.join(run_dir, runs.SAMPLES_DIR, 'temperatures.png'),
-      seed=config.seed, scale=scale)
-  return TrainResult(run_dir, config.epochs, evaluation, samples,
-                     time.time() - start)
+      epochs=done))
+  samples = _final_grid(model.glow, config, run_dir, scale, data_dir)
+  return TrainResult(run_dir, done, evaluation, samples, time.time() - start,
+                     int(model.optimizer.iterations.numpy()))
 
 
 def evaluate(glow: Glow, dataset: Iterable, *, seed: int = 0) -> Evaluation:
@@ -156,7 +189,8 @@ def evaluate(glow: Glow, dataset: Iterable, *, seed: int = 0) -> Evaluation:
 
   Args:
     glow: a `tfp_glow.Glow`.
-    dataset: batches of integer images, or `(images, labels)`.
+    dataset: batches of integer images, `(images, labels)`, or dicts
+      `{'images'[, 'labels'][, 'context']}` (a conditional Glow's).
     seed: Python `int`. Default value: 0.
 
   Returns:
@@ -169,17 +203,36 @@ def evaluate(glow: Glow, dataset: Iterable, *, seed: int = 0) -> Evaluation:
   evaluate(runs.load_glow('runs/mnist_offline'), test)
   ```
   """
-  bits_per_dim = _common.functions(glow).bits_per_dim
-  values = []
-  for i, batch in enumerate(dataset):
-    x, labels = _common.images_and_labels(batch)
-    seed_i = tf.constant([seed, i], tf.int32)
-    args = (x, labels, seed_i) if glow.num_classes else (x, seed_i)
-    values.append(bits_per_dim(*args).numpy())
-  values = np.concatenate(values).astype(np.float64)
+  values = bits_per_dim_values(glow, dataset, seed=seed)
   stderr = (values.std(ddof=1) / math.sqrt(values.size) if values.size > 1
             else math.nan)
   return Evaluation(float(values.mean()), float(stderr), int(values.size))
+
+
+def bits_per_dim_values(glow: Glow, dataset: Iterable, *,
+                        seed: int = 0) -> np.ndarray:
+  """The bits/dim of every image of `dataset`, as `evaluate` draws them.
+
+  Two models evaluated on the same batches with the same `seed` see the same
+  dequantization noise, so their per-image differences are paired: their
+  standard error is far smaller than that of either mean.
+
+  Args:
+    glow: a `tfp_glow.Glow`.
+    dataset: batches as `evaluate` takes; what the Glow does not read
+      (labels of an unconditional Glow, a context of a Glow without one) is
+      ignored.
+    seed: Python `int`. Default value: 0.
+
+  Returns:
+    float64 numpy array `[N]`, one value per image, in dataset order.
+  """
+  bits_per_dim = _common.functions(glow).bits_per_dim
+  values = []
+  for i, batch in enumerate(dataset):
+    parts = _common.batch_parts(batch, glow, 'tasks.evaluate')
+    values.append(bits_per_dim(parts, tf.constant([seed, i], tf.int32)).numpy())
+  return np.concatenate(values).astype(np.float64)
 
 
 def evaluate_run(run_dir: str, split: Optional[str] = None, *,
@@ -197,8 +250,8 @@ def evaluate_run(run_dir: str, split: Optional[str] = None, *,
       config.dataset, split or data.held_out_split(config.dataset),
       batch_size=batch_size or config.eval_batch_size,
       image_size=config.image_size, num_bits=config.num_bits,
-      labels=config.conditional, data_dir=data_dir, cache=False,
-      num_examples=num_examples or config.eval_examples)
+      labels=config.conditional, context=config.context, data_dir=data_dir,
+      cache=False, num_examples=num_examples or config.eval_examples)
   return evaluate(glow, dataset, seed=seed)
 
 
@@ -237,7 +290,8 @@ def _training_data(config, first_epoch, steps, data_dir):
   return data.load(
       config.dataset, 'train', batch_size=config.batch_size,
       image_size=config.image_size, num_bits=config.num_bits,
-      labels=config.conditional, shuffle=True, flip=config.flip,
+      labels=config.conditional, context=config.context, shuffle=True,
+      flip=config.flip,
       seed=config.seed, epochs=None, start_epoch=first_epoch,
       steps_per_epoch=steps, drop_remainder=True,
       num_examples=config.train_examples, data_dir=data_dir)
@@ -248,11 +302,12 @@ def _held_out_data(config, data_dir):
       config.dataset, data.held_out_split(config.dataset),
       batch_size=config.eval_batch_size, image_size=config.image_size,
       num_bits=config.num_bits, labels=config.conditional,
-      num_examples=config.eval_examples, data_dir=data_dir)
+      context=config.context, num_examples=config.eval_examples,
+      data_dir=data_dir)
 
 
 def _callbacks(model, config, run_dir, manager, held_out, evaluations,
-               resume, scale):
+               resume, scale, data_dir):
   """Held-out bits/dim and a sample grid each epoch, then the run files."""
   glow = model.glow
 
@@ -263,9 +318,93 @@ def _callbacks(model, config, run_dir, manager, held_out, evaluations,
       logs['val_bits_per_dim'] = evaluation.bits_per_dim
 
   held_out_bpd = keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
-  # samples/epoch_NNN_tT.png: 8 rows of 8 samples at the config's temperature.
-  samples = glow_callbacks.SampleGrid(
-      os.path.join(run_dir, runs.SAMPLES_DIR), temperatures=(config.temperature,),
-      num_samples=64, seed=config.seed, rows=8, scale=scale)
+  if config.context is None:
+    # samples/epoch_NNN_tT.png: 8 rows of 8 samples at the config's
+    # temperature.
+    samples = glow_callbacks.SampleGrid(
+        os.path.join(run_dir, runs.SAMPLES_DIR),
+        temperatures=(config.temperature,), num_samples=64, seed=config.seed,
+        rows=8, scale=scale)
+  else:
+    samples = _context_grids(glow, config, run_dir, scale, data_dir)
   return [held_out_bpd, samples] + runs.training_callbacks(
       run_dir, manager, append=resume)
+
+
+def _context_grids(glow, config, run_dir, scale, data_dir):
+  """samples/epoch_NNN.png each epoch: `grids.context_sample_grid` of 10
+  held-out examples (SampleGrid's samples would need a context)."""
+  batch = _common.spread_batch(config, None, _GRID_ROWS, data_dir, glow)
+
+  def on_epoch_end(epoch, logs):
+    del logs
+    grids.context_sample_grid(
+        glow, os.path.join(run_dir, runs.SAMPLES_DIR,
+                           f'epoch_{epoch + 1:03d}.png'),
+        batch, seed=config.seed, scale=scale)
+
+  return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+
+def _final_grid(glow, config, run_dir, scale, data_dir):
+  """samples/temperatures.png, or samples/context_samples.png (a context)."""
+  folder = os.path.join(run_dir, runs.SAMPLES_DIR)
+  if config.context is None:
+    return grids.sample_grid(glow, os.path.join(folder, 'temperatures.png'),
+                             seed=config.seed, scale=scale)
+  batch = _common.spread_batch(config, None, _GRID_ROWS, data_dir, glow)
+  return grids.context_sample_grid(
+      glow, os.path.join(folder, 'context_samples.png'), batch,
+      seed=config.seed, scale=scale)
+
+
+class _Budget(keras.callbacks.Callback):
+  """Stops `fit` once `seconds` have passed since it began; tracks progress.
+
+  `progress`, a float32 variable read by `_BudgetCosine`, holds the fraction
+  spent of the budget left after the first step (which traces the step
+  function: tens of seconds on a CPU in which no learning happens).
+  """
+
+  def __init__(self, seconds):
+    super().__init__()
+    self.seconds = float(seconds)
+    self.progress = tf.Variable(0.0, trainable=False, dtype=tf.float32,
+                                name='budget_progress')
+    self._deadline = self._first_step_end = None
+
+  def on_train_begin(self, logs=None):
+    self._deadline = time.time() + self.seconds
+
+  def on_train_batch_begin(self, batch, logs=None):
+    if self._first_step_end is not None:
+      left = max(1e-6, self._deadline - self._first_step_end)
+      self.progress.assign(
+          min(1.0, (time.time() - self._first_step_end) / left))
+
+  def on_train_batch_end(self, batch, logs=None):
+    now = time.time()
+    if self._first_step_end is None:
+      self._first_step_end = now
+    if now >= self._deadline:
+      self.model.stop_training = True
+
+
+class _BudgetCosine(keras.optimizers.schedules.LearningRateSchedule):
+  """`learning_rate * (1 + cos(pi * progress)) / 2`, progress in [0, 1] the
+  fraction of a wall-clock budget spent (a variable `_Budget` updates)."""
+
+  def __init__(self, learning_rate, progress):
+    super().__init__()
+    self.learning_rate = float(learning_rate)
+    self.progress = progress
+
+  def __call__(self, step):
+    del step  # Time, not steps, sets the decay.
+    fraction = tf.clip_by_value(tf.cast(self.progress, tf.float32), 0.0, 1.0)
+    return self.learning_rate * 0.5 * (1.0 + tf.cos(math.pi * fraction))
+
+  def get_config(self):
+    # A budget's schedule lives in the Python process that trains; run
+    # directories store the optimizer's state, never its schedule.
+    return {'learning_rate': self.learning_rate}

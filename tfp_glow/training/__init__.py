@@ -3,12 +3,13 @@
 ```none
 model.py         GlowModel: the loss, train/test steps, data init, fit
 data_checks.py   the data rules every batch is checked against
+context.py       the context of a conditional Glow: its rules, the encoder's spec
 saving.py        get_config/from_config (.keras files) and export()
 optimizers.py    default_optimizer (Adam/Adamax, warmup, clipping), LinearWarmup
 guard.py         the non-finite guard of the step and its NonFiniteGuard callback
 callbacks.py     SampleGrid (PNG and TensorBoard grids), NonFiniteGuard
 noise.py         counter-based dequantization noise (same with and without XLA)
-batches.py       images and labels of a batch; the init batch of fit's data
+batches.py       images, labels, context of a batch; the init batch of fit's data
 _keras.py        Keras 3 or tf_keras, and the workarounds Keras 3 needs
 _distribute.py   tf.distribute helpers (replica offsets, broadcasting the init)
 ```

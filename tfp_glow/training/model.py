@@ -6,7 +6,7 @@ The same code runs under Keras 3 (`import keras`) and under tf_keras
 
 import math
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -14,6 +14,7 @@ from tfp_glow import _validation
 from tfp_glow.glow import Glow
 from tfp_glow.training import _distribute
 from tfp_glow.training import batches
+from tfp_glow.training import context as context_lib
 from tfp_glow.training import data_checks
 from tfp_glow.training import guard
 from tfp_glow.training import noise
@@ -33,8 +34,9 @@ _INIT_NOISE_STEP = -1   # Second seed of the noise of the data-dependent init.
 _EVAL_NOISE_STEP = -2   # Second seed of the noise of `evaluate`.
 
 TensorLike = tf.types.experimental.TensorLike
-# One batch of the data: `images`, `(images,)` or `(images, labels)`.
-Batch = Union[tf.Tensor, Sequence[tf.Tensor]]
+# One batch of the data: `images`, `(images,)`, `(images, labels)` or a dict
+# `{'images': ..., 'labels': ..., 'context': ...}` (see `batches`).
+Batch = Union[tf.Tensor, Sequence[tf.Tensor], Mapping[str, tf.Tensor]]
 
 
 @register_serializable
@@ -54,9 +56,24 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   `val_bits_per_dim` for validation data).
 
   **Data.** Datasets (or arrays) yield integer images `[N, H, W, C]` in
-  `[0, 2**num_bits)` (uint8 or any int or float dtype holding integers), or
-  `(images, labels)` with int class ids `[N]`. Labels are used only by a
-  class-conditional Glow (`num_classes` set), which requires them. The
+  `[0, 2**num_bits)` (uint8 or any int or float dtype holding integers),
+  `(images, labels)` with int class ids `[N]`, or dicts
+
+  ```none
+  {'images': images}                             any Glow
+  {'images': ..., 'labels': ...}                 class-conditional Glow
+  {'images': ..., 'context': ...}                conditional Glow (context_shape)
+  {'images': ..., 'labels': ..., 'context': ...} both
+  ```
+
+  (a dict of arrays for `fit(x=...)`; other keys are refused). Labels are
+  used only by a class-conditional Glow (`num_classes` set), which requires
+  them. A conditional Glow requires a `context` per image, so dicts (tuples
+  cannot carry it): the raw context, which the `context_encoder` maps to the
+  Glow's context `[N, *glow.context_shape]` in every step (training with
+  `training=True`, `evaluate`, the init, serving); without an encoder the
+  raw context is the Glow's context, of that shape. `evaluate` then reports
+  the bits/dim of p(images | context). The
   dequantization noise of training step `t` is a pure function of
   `(noise_seed, t)`, drawn for the global batch and sliced per replica, so a
   resumed run draws the same noise as an uninterrupted one, and an evenly
@@ -72,15 +89,22 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   static, in Python when a step is traced: TypeError / ValueError
     images: int or float dtype; shape [N, H, W, C] = [N, *glow.image_shape]
     labels: int dtype; shape [N]   (class-conditional Glow; else ignored)
+    context: given iff the Glow is conditional; one per image, [N, ...];
+      without encoder: int or float dtype, [N, *glow.context_shape]
+    encoder output: [N, *glow.context_shape]
+    dict keys: 'images', 'labels', 'context'
   values, as assertions the step depends on: tf.errors.InvalidArgumentError
     images: finite; integer values; in [0, 2**num_bits)
     labels: in [0, num_classes); one per image
+    context: finite (float dtypes); one per image
   ```
 
-  Each message names `images` or `labels`, states the rule, shows what was
-  given and says how to fix it (float images in [0, 1]: `tf.cast(tf.round(
-  images * 255), tf.uint8)`). A failing batch raises before anything is
-  computed from it, so no update is applied. Labels whose values Python
+  Each message names `images`, `labels` or `context`, states the rule,
+  shows what was given and says how to fix it (float images in [0, 1]:
+  `tf.cast(tf.round(images * 255), tf.uint8)`). A failing batch raises
+  before anything is computed from it, so no update is applied (an
+  encoder's output shape is checked when the step is traced, before it
+  runs). Labels whose values Python
   knows (arrays given to `initialize`) are checked in Python: `ValueError`.
   Once `fit` traced its step for data of several shapes, `tf.function`
   relaxes the shapes the step is traced for; shapes it no longer knows are
@@ -90,7 +114,8 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
 
   **Data-dependent init.** `fit` runs the ActNorm init automatically, once:
   if `glow.is_initialized` is False it calls `initialize` on the first
-  `init_batch_size` images (and labels) of the training data. Under a
+  `init_batch_size` images (and labels, and contexts) of the training data;
+  a `context_encoder` not built yet is built on that batch. Under a
   `tf.distribute` strategy every replica, of every worker, gets the first
   replica's values. A restored model is never re-initialised.
 
@@ -100,14 +125,17 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
 
   **Class-conditional Glow.** With `glow.num_classes` set, as in the paper a
   linear classifier on the spatial mean of the top latent adds
-  `weight_y * bits_y`, its cross-entropy in bits.
+  `weight_y * bits_y`, its cross-entropy in bits (the top latent of the
+  image given its context, for a Glow with a context too).
 
   **Precision.** The model computes in the Glow's dtypes, whatever the Keras
   dtype policy: mixed precision is `Glow(..., compute_dtype=tf.bfloat16)`
   (variables, log-dets and the loss stay float32). Under a mixed Keras
   policy, a Glow without `compute_dtype` warns.
 
-  **Variables.** Every variable of `glow` is a variable of the model, so
+  **Variables.** Every variable of `glow` and of the `context_encoder` is a
+  variable of the model (the encoder's trainable ones are trained with the
+  Glow), so
   `tf.train.Checkpoint(model=model, optimizer=model.optimizer)`,
   `save_weights`/`load_weights`, `ModelCheckpoint` and `BackupAndRestore`
   save and restore them, including the ActNorm `initialized` flags. `compile`
@@ -117,14 +145,17 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   may add Keras regularisers and `add_loss` terms beside it.
 
   **Saving.** `model.save('glow.keras')` writes the config (`get_config`:
-  the Glow's constructor arguments, `init_batch_size`, `noise_seed`,
-  `weight_y`), the weights (ActNorm `initialized` flags included) and the
+  the Glow's constructor arguments, the `context_encoder`'s Keras
+  serialization, `init_batch_size`, `noise_seed`, `weight_y`), the weights
+  (the encoder's, and the ActNorm `initialized` flags, included) and the
   optimizer's state; `keras.models.load_model('glow.keras')` rebuilds the
   model, compiled and initialised (after `import tfp_glow`, which registers
   `tfp_glow>GlowModel`). A Glow with a custom `conditioner_fn` has no
   config: save its weights instead. `model.export(path)` writes a
   SavedModel that needs only TensorFlow; its default endpoint
-  `serve(images)` returns the bits/dim of integer images (see `export`).
+  `serve(images)` (`serve(images, context)` for a conditional Glow, the raw
+  context going through the exported encoder) returns the bits/dim of
+  integer images (see `export`).
   Keras 3 and tf_keras support all of this alike. Not supported:
   whole-model `.h5` files, in either Keras, and tf_keras' legacy SavedModel
   format (`model.save(dir)` without `.keras`; a subclassed model whose
@@ -138,6 +169,14 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   Args:
     glow: a `tfp_glow.Glow`, built inside the strategy scope for distributed
       training.
+    context_encoder: `None`, or a Keras layer or model (of the active Keras:
+      Keras 3, or tf_keras under `TF_USE_LEGACY_KERAS=1`) of a conditional
+      Glow, mapping the raw context of the data `[N, ...]` to the Glow's
+      context `[N, *glow.context_shape]`, trained jointly with the Glow.
+      Build it (a `keras.Input`, or `build`) to restore weights into a new
+      model; else `initialize` or `fit` builds it. A custom class must be
+      registered (`keras.saving.register_keras_serializable`) for `.keras`
+      files. Default value: `None`.
     init_batch_size: Python `int` >= 1, images used by the automatic
       data-dependent init. Default value: `256`.
     noise_seed: Python `int`, seed of the dequantization noise (training,
@@ -148,7 +187,10 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     **kwargs: other `keras.Model` arguments, except `dtype` (the Glow's).
 
   Raises:
-    TypeError: if `glow` is not a `tfp_glow.Glow`.
+    TypeError: if `glow` is not a `tfp_glow.Glow`, or `context_encoder` not
+      a Keras layer of the active Keras.
+    ValueError: if a `context_encoder` is given for a Glow without
+      `context_shape`.
     TypeError, ValueError: for any other bad argument; the message names it.
 
   #### Examples
@@ -162,14 +204,31 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   history = model.fit(images, epochs=2)
   model.evaluate(images, return_dict=True)  # {'loss': .., 'bits_per_dim': ..}
   ```
+
+  A conditional Glow p(x | context), its context encoded by a Keras layer
+  trained with it:
+
+  ```python
+  glow = tfp_glow.Glow((8, 8, 1), num_levels=2, num_steps=2,
+                       hidden_channels=16, context_shape=(4,), seed=0)
+  encoder = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4)])
+  model = tfp_glow.GlowModel(glow, context_encoder=encoder)
+  model.compile()
+  data = tf.data.Dataset.from_tensor_slices(
+      {'images': uint8_images, 'context': features}).batch(16)
+  model.fit(data, epochs=2)
+  model(x, context=features[:4])                  # log p(x | context)
+  ```
   """
 
-  def __init__(self, glow: Glow, *, init_batch_size: int = 256,
-               noise_seed: int = 0, weight_y: float = 0.01,
-               name: str = 'glow_model', **kwargs):
+  def __init__(self, glow: Glow, *,
+               context_encoder: Optional[keras.layers.Layer] = None,
+               init_batch_size: int = 256, noise_seed: int = 0,
+               weight_y: float = 0.01, name: str = 'glow_model', **kwargs):
     if not isinstance(glow, Glow):
       raise TypeError('`glow` must be a tfp_glow.Glow; got '
                       f'{type(glow).__name__}.')
+    context_encoder = context_lib.check_encoder(context_encoder, glow)
     dtype = kwargs.pop('dtype', None)
     if dtype is not None and getattr(dtype, 'name', dtype) != glow.dtype.name:
       raise ValueError('A GlowModel computes in the dtype of its Glow; '
@@ -190,6 +249,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
           glow.num_classes, kernel_initializer='zeros', dtype=glow.dtype.name,
           name='class_logits')
       self._classifier.build((None, glow.top_channels))
+    # A tracked layer: its variables are the model's (trained, saved).
+    self.context_encoder = context_encoder
+    self._seen_context = None   # TensorSpec of the raw context at the init.
     self._trackers = _Trackers()
     self._guard = guard.GuardRecord()
     self._xla = False   # Set by `compile`.
@@ -211,9 +273,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   def metrics(self) -> List[keras.metrics.Metric]:
     return [self._trackers.loss, self._trackers.bits_per_dim]
 
-  def call(self, x: TensorLike,
-           labels: Optional[TensorLike] = None) -> tf.Tensor:
-    """Log-density `glow.log_prob(x, labels)` of dequantized images `x`.
+  def call(self, x: TensorLike, labels: Optional[TensorLike] = None,
+           context: Optional[TensorLike] = None) -> tf.Tensor:
+    """Log-density `glow.log_prob(x, labels, context)` of dequantized `x`.
 
     Not part of the data path: `x` are dequantized pixels (float, in
     `[0, 2**num_bits)`), checked only by a Glow built with
@@ -224,11 +286,20 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       x: dequantized images `[N, H, W, C]`.
       labels: class ids `[N]` of a class-conditional Glow. Default value:
         `None`.
+      context: the raw context `[N, ...]` of a conditional Glow, which the
+        `context_encoder` (if any) maps to the Glow's context (one of batch
+        1 serves every image). Default value: `None`.
 
     Returns:
-      `log p(x)`, shape `[N]`, in the Glow's dtype.
+      `log p(x | context)`, shape `[N]`, in the Glow's dtype.
+
+    Raises:
+      ValueError: if the encoder's output is not of the Glow's context
+        shape; the Glow's own errors for a missing or misshapen context.
     """
-    return self.glow.log_prob(tf.cast(x, self.glow.dtype), labels=labels)
+    context = self._glow_context(context, None, 'GlowModel.call')
+    return self.glow.log_prob(tf.cast(x, self.glow.dtype), labels=labels,
+                              context=context)
 
   def compile(self,
               optimizer: Union[keras.optimizers.Optimizer, str, None] = None,
@@ -261,43 +332,70 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     self._xla = bool(self.jit_compile)
     if self._xla:
       self.jit_compile = False
-    # Built now rather than in the first traced step: `fit` then traces its
-    # step once instead of twice, and `load_weights` restores the
-    # optimizer's state instead of skipping it.
-    optimizer = self.optimizer
-    if hasattr(optimizer, 'build') and not optimizer_is_built(optimizer):
-      with self.distribute_strategy.scope():
-        optimizer.build(self.trainable_variables)
+    self._build_optimizer()
+
+  def _build_optimizer(self):
+    """Builds the optimizer's variables, once the model has all of its own.
+
+    Built in `compile` rather than in the first traced step: `fit` then
+    traces its step once instead of twice, and `load_weights` restores the
+    optimizer's state instead of skipping it. A `context_encoder` not built
+    yet has no variables: then the first `initialize` (or `fit`) builds it
+    and the optimizer.
+    """
+    optimizer = getattr(self, 'optimizer', None)
+    if optimizer is None or not hasattr(optimizer, 'build') or (
+        optimizer_is_built(optimizer)):
+      return
+    if self.context_encoder is not None and not self.context_encoder.built:
+      return
+    with self.distribute_strategy.scope():
+      optimizer.build(self.trainable_variables)
 
   def initialize(self, images: TensorLike,
-                 labels: Optional[TensorLike] = None) -> None:
+                 labels: Optional[TensorLike] = None,
+                 context: Optional[TensorLike] = None) -> None:
     """Runs the Glow's data-dependent init on integer images, once.
 
     Checks the data as `fit` does (see the class docstring), dequantizes
-    `images` with noise seeded by `noise_seed`, calls `glow.initialize` in
-    the cross-replica context of the model's strategy, then copies the first
-    replica's values to every replica (of every worker). Does nothing to
-    layers already initialised.
+    `images` with noise seeded by `noise_seed`, encodes the `context` (which
+    builds a `context_encoder` not built yet, and records the raw context's
+    shape for `export`), calls `glow.initialize` in the cross-replica
+    context of the model's strategy, then copies the first replica's values
+    to every replica (of every worker). Does nothing to layers already
+    initialised.
 
     Args:
       images: integer pixel values `[N, H, W, C]` in `[0, 2**num_bits)`.
       labels: class ids `[N]`, required iff the Glow is class-conditional
         (ignored otherwise, as in `fit`'s data). Default value: `None`.
+      context: the raw context `[N, ...]`, one per image, required iff the
+        Glow is conditional (`context_shape` set). Default value: `None`.
 
     Raises:
       TypeError, ValueError: for data breaking a static rule.
       tf.errors.InvalidArgumentError: for data breaking a value rule.
     """
-    self._initialize(images, labels, 'GlowModel.initialize')
+    self._initialize(batches.Data(images, labels, context),
+                     'GlowModel.initialize', 'context=None')
 
-  def _initialize(self, images, labels, where):
-    images, labels = self._checked(images, labels, where)
+  def _initialize(self, data, where, given):
+    images, labels, context = self._checked(data, where, given)
     x = self._dequantize(images, (self._noise_seed, _INIT_NOISE_STEP))
     strategy = self.distribute_strategy
     with strategy.scope():
-      self.glow.initialize(x, labels=labels)
+      context = self._encoded_for_init(context, images, where)
+      self.glow.initialize(x, labels=labels, context=context)
       _distribute.broadcast_from_first_replica(
           strategy, [v for v in self.glow.variables if v.dtype.is_floating])
+    self._build_optimizer()
+
+  def _encoded_for_init(self, context, images, where):
+    """The Glow's context of an init batch; records the raw context's spec."""
+    if context is None:
+      return None
+    self._seen_context = context_lib.spec_of(context)
+    return self._glow_context(context, images, where, training=False)
 
   def fit(self, x: Union[tf.data.Dataset, TensorLike, None] = None,
           y: Optional[TensorLike] = None,
@@ -305,13 +403,16 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     """`keras.Model.fit`, after the automatic data-dependent init.
 
     If the Glow is not initialised yet, runs `initialize` on the first
-    `init_batch_size` images (and labels) of `x` (and `y`). Adds a
+    `init_batch_size` images (and labels, and contexts) of `x` (and `y`);
+    a `context_encoder` not built yet is built on them. Adds a
     `NonFiniteGuard` to `callbacks` (passed by keyword) unless one is there.
     All other arguments are those of `keras.Model.fit`.
 
     Args:
-      x: training data: a batched `tf.data.Dataset` of `images` or
-        `(images, labels)`, or an array of images. Default value: `None`.
+      x: training data: a batched `tf.data.Dataset` of `images`,
+        `(images, labels)` or dicts `{'images': ..., 'labels': ...,
+        'context': ...}`, an array of images, or a dict of arrays. Default
+        value: `None`.
       y: labels for an array `x`, or `None`. Default value: `None`.
       **kwargs: other arguments of `keras.Model.fit`.
 
@@ -322,10 +423,7 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       TypeError, ValueError: for data breaking a static rule.
       tf.errors.InvalidArgumentError: for data breaking a value rule.
     """
-    if not self.glow.is_initialized:
-      images, labels = batches.take_init_batch(x, y,
-                                                self._init_batch_size)
-      self._initialize(images, labels, 'GlowModel.fit (data-dependent init)')
+    self._auto_init(x, y)
     self._guard.reset()
     if isinstance(x, tf.data.Dataset):
       kwargs.setdefault('shuffle', False)  # Ignored; Keras 3 warns if True.
@@ -335,16 +433,35 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       callbacks.insert(0, guard.NonFiniteGuard())
     return super().fit(x, y, callbacks=callbacks, **kwargs)
 
+  def _auto_init(self, x, y):
+    """`fit`'s data-dependent init, and the build of a new encoder."""
+    unbuilt = self.context_encoder is not None and (
+        not self.context_encoder.built)
+    if self.glow.is_initialized and not unbuilt:
+      return
+    where = 'GlowModel.fit (data-dependent init)'
+    data = batches.take_init_batch(x, y, self._init_batch_size, where)
+    given = batches.describe(x.element_spec if isinstance(
+        x, tf.data.Dataset) else (x if y is None else (x, y)))
+    if not self.glow.is_initialized:
+      self._initialize(data, where, given)
+      return
+    # A Glow initialised (restored) elsewhere: only the encoder to build.
+    images, _, context = self._checked(data, where, given)
+    with self.distribute_strategy.scope():
+      self._encoded_for_init(context, images, where)
+    self._build_optimizer()
+
   def nonfinite_message(self) -> Optional[str]:
     """What the last `fit` found non-finite (a `str`), or `None`."""
     return guard.message(self._guard.index(), self.trainable_variables,
                           self._glow_paths)
 
   def train_step(self, data: Batch) -> Dict[str, tf.Tensor]:
-    images, labels = self._unpack(data, 'GlowModel.train_step')
+    images, labels, context = self._unpack(data, 'GlowModel.train_step')
     step = tf.cast(self.optimizer.iterations, tf.int64)
     loss, bpd, grads = self._maybe_xla(self._loss_and_grads)(
-        images, labels, step)
+        images, labels, context, step)
     variables = self.trainable_variables
     bad = guard.first_nonfinite(loss, grads)
     ok = tf.logical_and(tf.equal(bad, guard.NO_ERROR), self._guard.is_clear())
@@ -353,35 +470,59 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     return self._update_metrics(loss, bpd)
 
   def test_step(self, data: Batch) -> Dict[str, tf.Tensor]:
-    images, labels = self._unpack(data, 'GlowModel.test_step')
-    loss, bpd = self._maybe_xla(self._test_loss)(images, labels)
+    images, labels, context = self._unpack(data, 'GlowModel.test_step')
+    loss, bpd = self._maybe_xla(self._test_loss)(images, labels, context)
     return self._update_metrics(loss, bpd)
 
   def _maybe_xla(self, fn):
     """`fn`, compiled by XLA if `compile` asked for it (see `compile`)."""
     return tf.function(fn, jit_compile=True) if self._xla else fn
 
-  def _loss_and_grads(self, images, labels, step):
+  def _loss_and_grads(self, images, labels, context, step):
     x = self._dequantize(images, (self._noise_seed, step), global_batch=True)
     num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
-      loss, bpd = self._loss(x, labels)
+      # Encoded under the tape: the encoder trains with the Glow.
+      context = self._glow_context(context, images, 'GlowModel.train_step',
+                                   training=True)
+      loss, bpd = self._context_loss(x, labels, context)
       # The optimizer sums gradients over replicas.
       scaled_loss = loss / num_replicas
     return loss, bpd, tape.gradient(scaled_loss, self.trainable_variables)
 
-  def _test_loss(self, images, labels):
+  def _test_loss(self, images, labels, context):
     x = self._dequantize(images, (self._noise_seed, _EVAL_NOISE_STEP),
                          global_batch=True)
-    return self._loss(x, labels)
+    context = self._glow_context(context, images, 'GlowModel.test_step',
+                                 training=False)
+    return self._context_loss(x, labels, context)
 
   def _unpack(self, data, where):
-    images, labels = batches.images_and_labels(data)
-    return self._checked(images, labels, where)
+    return self._checked(batches.unpack(data, where), where,
+                         batches.describe(data))
 
-  def _checked(self, images, labels, where):
-    """`(images, labels)` of the data path, checked (`data_checks.check`)."""
-    return data_checks.check(self.glow, images, labels, where)
+  def _checked(self, data, where, given):
+    """`(images, labels, raw context)` of the data path, checked.
+
+    `data_checks.check` for the images and labels, `context.check_raw` for
+    the context; `given` says what the data held, for the message of a
+    missing context.
+    """
+    images, labels = data_checks.check(self.glow, data.images, data.labels,
+                                       where)
+    context = context_lib.check_raw(self.glow, data.context, images, where,
+                                    self.context_encoder is not None, given)
+    return images, labels, context
+
+  def _glow_context(self, context, images, where, training=None):
+    """The Glow's context of a raw `context`: the encoder's output, checked.
+
+    `images` (or `None`) give the batch size the output must have.
+    """
+    if context is None or self.context_encoder is None:
+      return context
+    encoded = self.context_encoder(context, training=training)
+    return context_lib.check_encoded(self.glow, encoded, images, where)
 
   def _dequantize(self, images, seed, global_batch=False):
     return noise.dequantize(images, seed, self.glow.dtype, global_batch)
@@ -389,21 +530,35 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   def _bits_per_dim(self, log_prob):
     return -log_prob / (self.glow.num_dims * math.log(2.0))
 
-  def _loss(self, x, labels):
-    """Returns (scalar loss, per-example bits/dim)."""
-    bpd = self._bits_per_dim(self.glow.log_prob(x, labels=labels))
+  def _context_loss(self, x, labels, context):
+    """`_loss`, given the context only if there is one.
+
+    Subclasses overriding `_loss(x, labels)` (as tests/test_model.py does)
+    keep working for Glows without a context.
+    """
+    if context is None:
+      return self._loss(x, labels)
+    return self._loss(x, labels, context=context)
+
+  def _loss(self, x, labels, context=None):
+    """Returns (scalar loss, per-example bits/dim); `context`: the Glow's."""
+    bpd = self._bits_per_dim(self.glow.log_prob(x, labels=labels,
+                                                context=context))
     loss = tf.reduce_mean(bpd)
     if self._classifier is not None and self._weight_y > 0.0:
-      logits = self._class_logits(x)
+      logits = self._class_logits(x, context)
       bits_y = tf.nn.sparse_softmax_cross_entropy_with_logits(
           tf.cast(labels, tf.int32), logits) / math.log(2.0)
       loss += self._weight_y * tf.reduce_mean(bits_y)
     return loss, bpd
 
-  def _class_logits(self, x):
-    """Linear classifier on the spatial mean of the top latent (openai/glow)."""
+  def _class_logits(self, x, context=None):
+    """Linear classifier on the spatial mean of the top latent (openai/glow).
+
+    `context`: the Glow's context, for a Glow with classes and a context.
+    """
     # In a traced step TFP's cache returns what `log_prob` computed for `x`.
-    h = self.glow.encode_top(x)
+    h = self.glow.encode_top(x, context=context)
     return self._classifier(tf.reduce_mean(h, axis=[-3, -2]))
 
   def _update_metrics(self, loss, bpd):
@@ -412,10 +567,46 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     return _distribute.step_outputs({m.name: m.result() for m in self.metrics},
                                     keras3=not IS_LEGACY)
 
-  def _serve(self, images, labels=None):
-    images, labels = self._checked(images, labels, 'GlowModel serve')
+  def _serve(self, images, labels=None, context=None):
+    where = 'GlowModel serve'
+    images, labels, context = self._checked(
+        batches.Data(images, labels, context), where, 'context=None')
     x = self._dequantize(images, (self._noise_seed, _EVAL_NOISE_STEP))
-    return self._bits_per_dim(self.glow.log_prob(x, labels=labels))
+    context = self._glow_context(context, images, where, training=False)
+    return self._bits_per_dim(self.glow.log_prob(x, labels=labels,
+                                                 context=context))
+
+  def context_spec(self) -> Optional[tf.TensorSpec]:
+    """The spec `[None, *shape]` of the raw context a SavedModel serves.
+
+    The Glow's context (`[None, *glow.context_shape]`, its dtype) without a
+    `context_encoder`; else the encoder's input: a functional encoder's
+    `keras.Input`, or the raw context seen by `initialize` (or `fit`'s
+    init), or the input shape a built encoder recorded.
+
+    Returns:
+      A `tf.TensorSpec` named `'context'`, or `None` for an unconditional
+      Glow.
+
+    Raises:
+      ValueError: if the raw context's shape cannot be known (the Glow was
+        initialised outside this model and the encoder never built).
+    """
+    if self.glow.context_shape is None:
+      return None
+    spec = context_lib.raw_spec(self.context_encoder, self._seen_context,
+                                self.glow)
+    if spec is None:
+      raise ValueError(
+          'The shape of the raw context (the input of `context_encoder`) is '
+          'not known, so a SavedModel cannot declare its `context`: run '
+          '`model.initialize(images, context=raw_context)` (or `fit`), which '
+          'records it, or build the encoder for it '
+          '(`model.context_encoder.build((None, *raw_shape))`, or a '
+          'functional encoder starting from a keras.Input); got an encoder '
+          f'{type(self.context_encoder).__name__} with built='
+          f'{self.context_encoder.built}.')
+    return spec
 
 
 class _Trackers:

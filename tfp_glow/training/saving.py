@@ -24,8 +24,10 @@ __all__ = ['SavingMixin']
 class SavingMixin:
   """`get_config`, `from_config`, `save`, `compile_from_config`, `export`.
 
-  For a Keras model with a `glow` and `init_batch_size`, `noise_seed`,
-  `weight_y` and a `_serve(images, labels=None)` method (bits/dim).
+  For a Keras model with a `glow`, a `context_encoder` (or `None`),
+  `init_batch_size`, `noise_seed`, `weight_y`, a `context_spec()` method (the
+  served raw context) and a `_serve(images, labels=None, context=None)`
+  method (bits/dim).
   """
 
 
@@ -37,15 +39,19 @@ class SavingMixin:
 
     Returns:
       A JSON-serialisable `dict`: `name`, `trainable`, `glow` (the
-      arguments of `tfp_glow.Glow`), `init_batch_size`, `noise_seed`,
-      `weight_y`.
+      arguments of `tfp_glow.Glow`), `context_encoder` (Keras'
+      serialization of the encoder, or `None`), `init_batch_size`,
+      `noise_seed`, `weight_y`.
 
     Raises:
       NotImplementedError: if the Glow has a custom `conditioner_fn` (a
         function has no config).
     """
+    encoder = self.context_encoder
     return dict(name=self.name, trainable=self.trainable,
                 glow=self.glow.get_config(),
+                context_encoder=None if encoder is None else (
+                    keras.saving.serialize_keras_object(encoder)),
                 init_batch_size=self._init_batch_size,
                 noise_seed=self._noise_seed, weight_y=self._weight_y)
 
@@ -75,11 +81,16 @@ class SavingMixin:
       config: a `dict` from `get_config`.
 
     Returns:
-      A `GlowModel`, not initialised: load its weights.
+      A `GlowModel`, not initialised: load its weights. Its
+      `context_encoder` (Keras' deserialization: a custom class must be
+      registered, or in `custom_objects`) is built as it was saved.
     """
     config = dict(config)
     glow = Glow.from_config(config.pop('glow'))
-    return cls(glow, **config)
+    encoder = config.pop('context_encoder', None)
+    if encoder is not None:
+      encoder = keras.saving.deserialize_keras_object(encoder)
+    return cls(glow, context_encoder=encoder, **config)
 
   def compile_from_config(self, config: dict) -> None:
     """Compiles as `get_compile_config()` says (`load_model` calls this).
@@ -105,12 +116,16 @@ class SavingMixin:
     ```none
     loaded.serve(images [N, H, W, C] float)            -> bits_per_dim [N]
     loaded.serve(images, labels [N] int32)             (class-conditional)
+    loaded.serve(images, context [N, ...])             (conditional)
+    loaded.serve(images, labels, context)              (both)
     loaded.signatures['serving_default'](images=...)   -> {'output_0': ...}
     ```
 
     `images` are integer pixel values in `[0, 2**num_bits)` (in the Glow's
     float dtype), dequantized with the fixed noise `evaluate` uses, so a
-    batch gets the per-image bits/dim `evaluate` averages. The data's value
+    batch gets the per-image bits/dim `evaluate` averages. `context` is the
+    raw context, one per image, which the SavedModel passes through the
+    `context_encoder` (its shape and dtype: `context_spec()`). The data's
     rules are checked at serving time as in `fit`. For more endpoints
     (`log_prob`, `sample`, `encode`, `decode`) use
     `tfp_glow.export_saved_model`.
@@ -122,7 +137,8 @@ class SavingMixin:
         Default value: `None`.
 
     Raises:
-      ValueError: for another `format`, or if the Glow was never initialised.
+      ValueError: for another `format`, if the Glow was never initialised,
+        or if the raw context's shape is not known (see `context_spec`).
     """
     _validation.one_of('format', format, ('tf_saved_model',))
     if not self.glow.is_initialized:
@@ -133,10 +149,26 @@ class SavingMixin:
                            name='images')]
     if self.glow.num_classes:
       specs.append(tf.TensorSpec([None], tf.int32, name='labels'))
+    if self.glow.context_shape is not None:
+      specs.append(self.context_spec())
     archive = keras.export.ExportArchive()
     archive.track(self)
-    archive.add_endpoint('serve', self._serve, input_signature=specs)
+    archive.add_endpoint('serve', _positional(self._serve, specs),
+                         input_signature=specs)
     if IS_LEGACY:
       archive.write_out(str(filepath))
     else:
       archive.write_out(str(filepath), verbose=bool(verbose))
+
+
+def _positional(serve, specs):
+  """`serve(images, labels=None, context=None)` as a function of the `specs`'
+  names, in order: the endpoint passes its inputs by position."""
+  names = [spec.name for spec in specs]
+  if names == ['images', 'labels', 'context'][:len(names)]:
+    return serve
+
+  def endpoint(images, context):   # No labels: a context, not by class.
+    return serve(images, context=context)
+
+  return endpoint
