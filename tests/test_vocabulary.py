@@ -21,9 +21,9 @@ def _layers(bijector, classes):
 
 
 def test_the_vocabulary():
-  assert vocabulary.COUPLINGS == ('affine', 'additive')
+  assert vocabulary.COUPLINGS == ('affine', 'additive', 'spline')
   assert vocabulary.PERMUTATIONS == ('lu', 'conv1x1', 'shuffle', 'reverse')
-  assert vocabulary.DEQUANTIZATIONS == ('uniform',)
+  assert vocabulary.DEQUANTIZATIONS == ('uniform', 'variational')
   assert vocabulary.NUM_BITS_RANGE == (1, 16)
 
 
@@ -66,8 +66,8 @@ def test_checks_name_the_argument_they_are_given():
   with pytest.raises(ValueError, match=r'`--n-bits` must be an int in'):
     vocabulary.check_num_bits(20, name='--n-bits')
   with pytest.raises(ValueError, match=r"`dequantization` must be one of "
-                     r"'uniform'; got 'variational'"):
-    vocabulary.check_dequantization('variational')
+                     r"'uniform', 'variational'; got 'flow'"):
+    vocabulary.check_dequantization('flow')
 
 
 _PERMUTATION_LAYERS = {
@@ -75,7 +75,8 @@ _PERMUTATION_LAYERS = {
     'shuffle': gb.ChannelShuffle, 'reverse': gb.ChannelReverse,
 }
 _COUPLING_LAYERS = {'affine': gb.AffineCoupling,
-                    'additive': gb.AdditiveCoupling}
+                    'additive': gb.AdditiveCoupling,
+                    'spline': gb.SplineCoupling}
 
 
 def test_every_name_has_a_layer():

@@ -56,9 +56,12 @@ class _Server(tf.Module):
   `context_encoder` (a Keras layer, or `None`) maps to the Glow's context.
   """
 
-  def __init__(self, glow, context_spec=None, context_encoder=None):
+  def __init__(self, glow, context_spec=None, context_encoder=None,
+               dequantizer=None):
     super().__init__(name='glow_server')
     self.glow = glow
+    # A variational model's q(u | x): bits/dim is then its bound.
+    self.dequantizer = dequantizer
     self.image_shape = list(glow.image_shape)
     self.latent_shape = list(glow.latent_shape)
     self.conditional = bool(glow.num_classes)
@@ -108,9 +111,14 @@ class _Server(tf.Module):
   def _bits_per_dim(self, images, labels=None, context=None):
     x = _checked(images, self.image_shape, 'bits_per_dim', 'images')
     batch = tf.shape(x)[0]
+    labels = self._labels(labels, batch)
+    context = self._context(context, batch, 'bits_per_dim')
+    if self.dequantizer is not None:
+      return {'bits_per_dim': self.dequantizer.bits_per_dim(
+          self.glow, x, seed=_DEQUANTIZATION_SEED, labels=labels,
+          context=context)}
     return {'bits_per_dim': self.glow.bits_per_dim(
-        x, labels=self._labels(labels, batch), seed=_DEQUANTIZATION_SEED,
-        context=self._context(context, batch, 'bits_per_dim'))}
+        x, labels=labels, seed=_DEQUANTIZATION_SEED, context=context)}
 
   def _sample(self, num, temperature, seed, labels=None, context=None):
     seed_pair = tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
@@ -237,7 +245,8 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
   ```none
   log_prob(images [N, H, W, C] float)          -> log_prob [N]
   bits_per_dim(images [N, H, W, C] float)      -> bits_per_dim [N]
-      integer-valued pixels, dequantized with a fixed seed (reproducible)
+      integer-valued pixels, dequantized with a fixed seed (reproducible);
+      a variational GlowModel's: its bound with u ~ q(u | x)
   sample(num int32, temperature float, seed int32) -> images [num, H, W, C]
   encode(images [N, H, W, C] float)            -> latents [N, *latent_shape]
   decode(latents [N, *latent_shape] float)     -> images [N, H, W, C]
@@ -295,7 +304,8 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
     encoder = getattr(model_or_glow, 'context_encoder', None)
     if hasattr(model_or_glow, 'context_spec'):
       spec = model_or_glow.context_spec()
-  server = _Server(glow, spec, encoder)
+  dequantizer = getattr(model_or_glow, 'dequantizer', None)
+  server = _Server(glow, spec, encoder, dequantizer)
   tf.saved_model.save(server, path, signatures=_serve(server, glow.dtype))
   return path
 

@@ -33,8 +33,9 @@ COUPLINGS = ('affine', 'additive', 'spline')
 # Channel mixing: LU-decomposed 1x1 conv, plain 1x1 conv, and the paper's two
 # fixed-permutation baselines.
 PERMUTATIONS = ('lu', 'conv1x1', 'shuffle', 'reverse')
-# Dequantization of integer pixels: x + u, u ~ U[0, 1).
-DEQUANTIZATIONS = ('uniform',)
+# Dequantization of integer pixels, x + u: u ~ U[0, 1), or u ~ q(u | x) learned
+# (Flow++'s variational dequantization, `tfp_glow.dequantizer`).
+DEQUANTIZATIONS = ('uniform', 'variational')
 # Bits per pixel value, both ends included: pixels lie in [0, 2**num_bits).
 NUM_BITS_RANGE = (1, 16)
 

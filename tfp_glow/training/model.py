@@ -11,11 +11,14 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import tensorflow as tf
 
 from tfp_glow import _validation
+from tfp_glow import vocabulary
+from tfp_glow.dequantizer import VariationalDequantizer
 from tfp_glow.glow import Glow
 from tfp_glow.training import _distribute
 from tfp_glow.training import batches
 from tfp_glow.training import context as context_lib
 from tfp_glow.training import data_checks
+from tfp_glow.training import dequantization as dequantization_lib
 from tfp_glow.training import guard
 from tfp_glow.training import noise
 from tfp_glow.training import saving
@@ -123,6 +126,17 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   applies no update; the `NonFiniteGuard` that `fit` adds stops training
   with a message naming the loss or the variable.
 
+  **Dequantization.** With `dequantization='variational'` the noise is
+  learned (Flow++): `u ~ q(u | x)`, a `VariationalDequantizer` trained with
+  the Glow, and the loss, the logged `bits_per_dim`, `evaluate` and the
+  SavedModel's bits/dim are the variational bound
+  `-(log p(x + u) - log q(u | x)) / (D ln 2)` (an upper bound on the
+  discrete model's bits/dim, as the uniform one is). `bits_per_dim(images,
+  num_samples=K)` gives the K-sample importance-weighted bound, with the
+  model's noise (uniform, or q) as proposal. `glow.log_prob` keeps its
+  meaning: the density of dequantized images. q's variables are the
+  model's (checkpoints, `.keras` files).
+
   **Class-conditional Glow.** With `glow.num_classes` set, as in the paper a
   linear classifier on the spatial mean of the top latent adds
   `weight_y * bits_y`, its cross-entropy in bits (the top latent of the
@@ -183,6 +197,12 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
       evaluation and init). Default value: `0`.
     weight_y: Python `float` >= 0, weight of the classification loss of a
       class-conditional Glow; ignored otherwise. Default value: `0.01`.
+    dequantization: `'uniform'` (u ~ U[0, 1), the paper's) or
+      `'variational'` (u ~ q(u | x), Flow++'s, see **Dequantization**).
+      Default value: `'uniform'`.
+    dequantizer: a `tfp_glow.dequantizer.VariationalDequantizer` for
+      `'variational'`, or `None` for the default one (4 steps, width 32,
+      seeded by `noise_seed`). Default value: `None`.
     name: Python `str`. Default value: `'glow_model'`.
     **kwargs: other `keras.Model` arguments, except `dtype` (the Glow's).
 
@@ -224,7 +244,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   def __init__(self, glow: Glow, *,
                context_encoder: Optional[keras.layers.Layer] = None,
                init_batch_size: int = 256, noise_seed: int = 0,
-               weight_y: float = 0.01, name: str = 'glow_model', **kwargs):
+               weight_y: float = 0.01, dequantization: str = 'uniform',
+               dequantizer: Optional[VariationalDequantizer] = None,
+               name: str = 'glow_model', **kwargs):
     if not isinstance(glow, Glow):
       raise TypeError('`glow` must be a tfp_glow.Glow; got '
                       f'{type(glow).__name__}.')
@@ -240,9 +262,20 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     self._noise_seed = _validation.integer('noise_seed', noise_seed)
     self._weight_y = _validation.nonnegative_float('weight_y', weight_y)
     _warn_if_policy_ignored(glow)
+    self._dequantization = vocabulary.check_dequantization(dequantization)
+    dequantizer = _dequantizer(glow, dequantization, dequantizer,
+                               self._noise_seed)
     self.glow = glow
-    self._glow_variables = as_model_weights(glow.variables)
+    self.dequantizer = dequantizer   # A tf.Module, or None.
+    # The tf.Variables of the Glow (and of q) as the model's, in a fixed
+    # order (see `GlowModelMixin`): trained, saved, restored.
+    modules = [glow] + ([dequantizer] if dequantizer is not None else [])
+    self._glow_variables = as_model_weights(
+        [v for m in modules for v in m.variables])
     self._glow_paths = guard.variable_paths(glow)
+    if dequantizer is not None:
+      self._glow_paths.update({k: 'dequantizer.' + p for k, p in
+                               guard.variable_paths(dequantizer).items()})
     self._classifier = None
     if glow.num_classes:
       self._classifier = keras.layers.Dense(
@@ -268,6 +301,11 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   @property
   def weight_y(self) -> float:
     return self._weight_y
+
+  @property
+  def dequantization(self) -> str:
+    """`'uniform'` or `'variational'`."""
+    return self._dequantization
 
   @property
   def metrics(self) -> List[keras.metrics.Metric]:
@@ -386,8 +424,13 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     with strategy.scope():
       context = self._encoded_for_init(context, images, where)
       self.glow.initialize(x, labels=labels, context=context)
+      variables = list(self.glow.variables)
+      if self.dequantizer is not None:
+        self.dequantizer.initialize(images, seed=(self._noise_seed,
+                                                  _INIT_NOISE_STEP))
+        variables += list(self.dequantizer.variables)
       _distribute.broadcast_from_first_replica(
-          strategy, [v for v in self.glow.variables if v.dtype.is_floating])
+          strategy, [v for v in variables if v.dtype.is_floating])
     self._build_optimizer()
 
   def _encoded_for_init(self, context, images, where):
@@ -437,13 +480,13 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     """`fit`'s data-dependent init, and the build of a new encoder."""
     unbuilt = self.context_encoder is not None and (
         not self.context_encoder.built)
-    if self.glow.is_initialized and not unbuilt:
+    if self._is_initialized() and not unbuilt:
       return
     where = 'GlowModel.fit (data-dependent init)'
     data = batches.take_init_batch(x, y, self._init_batch_size, where)
     given = batches.describe(x.element_spec if isinstance(
         x, tf.data.Dataset) else (x if y is None else (x, y)))
-    if not self.glow.is_initialized:
+    if not self._is_initialized():
       self._initialize(data, where, given)
       return
     # A Glow initialised (restored) elsewhere: only the encoder to build.
@@ -451,6 +494,10 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     with self.distribute_strategy.scope():
       self._encoded_for_init(context, images, where)
     self._build_optimizer()
+
+  def _is_initialized(self):
+    return self.glow.is_initialized and (
+        self.dequantizer is None or self.dequantizer.is_initialized)
 
   def nonfinite_message(self) -> Optional[str]:
     """What the last `fit` found non-finite (a `str`), or `None`."""
@@ -479,23 +526,39 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     return tf.function(fn, jit_compile=True) if self._xla else fn
 
   def _loss_and_grads(self, images, labels, context, step):
-    x = self._dequantize(images, (self._noise_seed, step), global_batch=True)
     num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
-      # Encoded under the tape: the encoder trains with the Glow.
+      # Under the tape: the encoder and q train with the Glow.
       context = self._glow_context(context, images, 'GlowModel.train_step',
                                    training=True)
-      loss, bpd = self._context_loss(x, labels, context)
+      loss, bpd = self._bound_loss(images, labels, context,
+                                   (self._noise_seed, step))
       # The optimizer sums gradients over replicas.
       scaled_loss = loss / num_replicas
     return loss, bpd, tape.gradient(scaled_loss, self.trainable_variables)
 
   def _test_loss(self, images, labels, context):
-    x = self._dequantize(images, (self._noise_seed, _EVAL_NOISE_STEP),
-                         global_batch=True)
     context = self._glow_context(context, images, 'GlowModel.test_step',
                                  training=False)
-    return self._context_loss(x, labels, context)
+    return self._bound_loss(images, labels, context,
+                            (self._noise_seed, _EVAL_NOISE_STEP))
+
+  def _bound_loss(self, images, labels, context, seed):
+    """`(loss, bits/dim)` of the model's bound at the noise of `seed`.
+
+    Uniform noise: `_loss` of `images + u`. Variational: `_loss` of
+    `images + u`, `u ~ q`, plus `log q(u | x) / (D ln 2)` per image.
+    """
+    if self.dequantizer is None:
+      x = self._dequantize(images, seed, global_batch=True)
+      return self._context_loss(x, labels, context)
+    u, log_q = self.dequantizer.from_noise(
+        dequantization_lib.global_batch_normal(
+            self.dequantizer, images, seed, self.glow.dtype), images)
+    x = tf.cast(images, self.glow.dtype) + u
+    loss, bpd = self._context_loss(x, labels, context)
+    bits_q = log_q / (self.glow.num_dims * math.log(2.0))
+    return loss + tf.reduce_mean(bits_q), bpd + bits_q
 
   def _unpack(self, data, where):
     return self._checked(batches.unpack(data, where), where,
@@ -571,10 +634,43 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     where = 'GlowModel serve'
     images, labels, context = self._checked(
         batches.Data(images, labels, context), where, 'context=None')
-    x = self._dequantize(images, (self._noise_seed, _EVAL_NOISE_STEP))
     context = self._glow_context(context, images, where, training=False)
-    return self._bits_per_dim(self.glow.log_prob(x, labels=labels,
-                                                 context=context))
+    return dequantization_lib.bits_per_dim(
+        self.glow, self.dequantizer, images,
+        (self._noise_seed, _EVAL_NOISE_STEP), labels=labels, context=context)
+
+  def bits_per_dim(self, images: TensorLike,
+                   labels: Optional[TensorLike] = None,
+                   context: Optional[TensorLike] = None, *,
+                   num_samples: int = 1, seed=(0, 0)) -> tf.Tensor:
+    """The model's bound on the bits/dim of each integer image, `[N]`.
+
+    `num_samples=1`: the single-sample bound, with the model's noise
+    (uniform, or `u ~ q(u | x)` for a variational model: its ELBO in bits).
+    `num_samples=K > 1`: the K-sample importance-weighted bound with that
+    noise as proposal, `-log((1/K) sum_k p(x + u_k) / q(u_k | x)) / (D ln
+    2)`, tighter as K grows (K times the memory of one batch). Checks the
+    data as `evaluate` does.
+
+    Args:
+      images: integer pixel values `[N, H, W, C]` in `[0, 2**num_bits)`.
+      labels: class ids `[N]` of a class-conditional Glow.
+      context: the raw context `[N, ...]` of a conditional Glow (through
+        the `context_encoder`, if any).
+      num_samples: Python `int` K >= 1. Default value: `1`.
+      seed: a stateless TFP seed of the noise. Default value: `(0, 0)`.
+
+    Returns:
+      float `Tensor` `[N]` in the Glow's dtype.
+    """
+    where = 'GlowModel.bits_per_dim'
+    num_samples = _validation.positive_int('num_samples', num_samples)
+    images, labels, context = self._checked(
+        batches.Data(images, labels, context), where, 'context=None')
+    context = self._glow_context(context, images, where, training=False)
+    return dequantization_lib.importance_weighted_bits_per_dim(
+        self.glow, self.dequantizer, images, num_samples, seed,
+        labels=labels, context=context)
 
   def context_spec(self) -> Optional[tf.TensorSpec]:
     """The spec `[None, *shape]` of the raw context a SavedModel serves.
@@ -621,6 +717,33 @@ class _Trackers:
   def __init__(self):
     self.loss = keras.metrics.Mean(name='loss')
     self.bits_per_dim = keras.metrics.Mean(name='bits_per_dim')
+
+
+def _dequantizer(glow: Glow, dequantization: str,
+                 dequantizer: Optional[VariationalDequantizer],
+                 seed: int) -> Optional[VariationalDequantizer]:
+  """The model's q: `dequantizer`, a default one, or `None` (uniform)."""
+  if dequantization == 'uniform':
+    if dequantizer is not None:
+      raise ValueError(
+          "`dequantizer` is for dequantization='variational'; got "
+          f"dequantization='uniform' and dequantizer={dequantizer!r}.")
+    return None
+  if dequantizer is None:
+    return VariationalDequantizer(
+        glow.image_shape, num_bits=glow.num_bits, dtype=glow.dtype,
+        compute_dtype=glow.parameters.get('compute_dtype'), seed=seed)
+  if not isinstance(dequantizer, VariationalDequantizer):
+    raise TypeError('`dequantizer` must be a tfp_glow.dequantizer.'
+                    f'VariationalDequantizer or None; got {dequantizer!r}.')
+  if (tuple(dequantizer.image_shape) != tuple(glow.image_shape)
+      or dequantizer.get_config()['num_bits'] != glow.num_bits
+      or dequantizer.get_config()['dtype'] != glow.dtype.name):
+    raise ValueError(
+        '`dequantizer` must be built for the Glow\'s image_shape, num_bits '
+        f'and dtype ({tuple(glow.image_shape)}, {glow.num_bits}, '
+        f'{glow.dtype.name}); got {dequantizer.get_config()}.')
+  return dequantizer
 
 
 def _warn_if_policy_ignored(glow: Glow) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional, Union
 import tensorflow as tf
 
 from tfp_glow import _validation
+from tfp_glow.dequantizer import VariationalDequantizer
 from tfp_glow.glow import Glow
 from tfp_glow.training._keras import IS_LEGACY
 from tfp_glow.training._keras import keras
@@ -41,7 +42,9 @@ class SavingMixin:
       A JSON-serialisable `dict`: `name`, `trainable`, `glow` (the
       arguments of `tfp_glow.Glow`), `context_encoder` (Keras'
       serialization of the encoder, or `None`), `init_batch_size`,
-      `noise_seed`, `weight_y`.
+      `noise_seed`, `weight_y`, `dequantization` and `dequantizer` (the
+      arguments of a variational model's `VariationalDequantizer`, or
+      `None`).
 
     Raises:
       NotImplementedError: if the Glow has a custom `conditioner_fn` (a
@@ -53,7 +56,10 @@ class SavingMixin:
                 context_encoder=None if encoder is None else (
                     keras.saving.serialize_keras_object(encoder)),
                 init_batch_size=self._init_batch_size,
-                noise_seed=self._noise_seed, weight_y=self._weight_y)
+                noise_seed=self._noise_seed, weight_y=self._weight_y,
+                dequantization=self.dequantization,
+                dequantizer=None if self.dequantizer is None else (
+                    self.dequantizer.get_config()))
 
   def save(self, filepath: Union[str, os.PathLike], *args, **kwargs):
     """`keras.Model.save`, which first checks that the model has a config.
@@ -90,7 +96,11 @@ class SavingMixin:
     encoder = config.pop('context_encoder', None)
     if encoder is not None:
       encoder = keras.saving.deserialize_keras_object(encoder)
-    return cls(glow, context_encoder=encoder, **config)
+    dequantizer = config.pop('dequantizer', None)
+    if dequantizer is not None:
+      dequantizer = VariationalDequantizer.from_config(dequantizer)
+    return cls(glow, context_encoder=encoder, dequantizer=dequantizer,
+               **config)
 
   def compile_from_config(self, config: dict) -> None:
     """Compiles as `get_compile_config()` says (`load_model` calls this).
