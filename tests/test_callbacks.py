@@ -203,3 +203,27 @@ def test_model_checkpoint_and_backup_resume_exactly(tmp_path, uint8_images,
   assert history.history['loss'] == uninterrupted[1:]
   _assert_same_state(restored, reference)
   assert not os.path.exists(backup_dir)  # Deleted once training completed.
+
+
+def test_sample_grid_of_a_conditional_model_with_an_encoder(tmp_path):
+  """The grid samples p(x | context), the raw context through the encoder."""
+  import tfp_glow  # pylint: disable=g-import-not-at-top
+  from tests.conftest import make_small_glow  # pylint: disable=g-import-not-at-top
+  SampleGrid = glow_callbacks.SampleGrid  # pylint: disable=invalid-name
+  glow = make_small_glow((8, 8, 1), context_shape=(2,))
+  encoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+  model = tfp_glow.GlowModel(glow, context_encoder=encoder, init_batch_size=8)
+  model.compile()
+  images = tf.cast(tf.random.stateless_uniform([8, 8, 8, 1], [1, 2], 0, 256),
+                   tf.uint8)
+  features = tf.random.stateless_normal([8, 3], [3, 4])
+  grid = SampleGrid(str(tmp_path), temperatures=(0.7,), num_samples=4,
+                    context=features[:1])
+  data = tf.data.Dataset.from_tensor_slices(
+      {'images': images, 'context': features}).batch(8)
+  model.fit(data, epochs=1, verbose=0, callbacks=[grid])
+  assert [os.path.basename(p) for p in grid.paths] == ['epoch_001_t0.7.png']
+  # Missing context for a conditional Glow: a clear error when training starts.
+  with pytest.raises(ValueError, match='`context`.*required iff the Glow is '
+                     'conditional'):
+    model.fit(data, epochs=1, verbose=0, callbacks=[SampleGrid(str(tmp_path))])

@@ -8,7 +8,7 @@
 """
 
 import os
-from typing import Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -31,7 +31,8 @@ class SampleGrid(keras.callbacks.Callback):
   temperature `T`:
 
   ```none
-  x = glow.sample(num_samples, temperature=T, seed=(seed, e), labels=labels)
+  x = glow.sample(num_samples, temperature=T, seed=(seed, e), labels=labels,
+                  context=context)
   directory/epoch_{e:03d}_t{T}.png    a PNG grid (images.save_png_grid)
   log_dir/samples: tf.summary.image('samples/t{T}', grid, step=e - 1)
   ```
@@ -68,10 +69,14 @@ class SampleGrid(keras.callbacks.Callback):
       Default value: `None`.
     glow: the `tfp_glow.Glow` to sample, or `None` for `model.glow`.
       Default value: `None`.
+    context: the raw context of a conditional Glow (`context_shape` set):
+      `[num_samples, ...]`, or one for all (`[1, ...]`), passed through the
+      model's `context_encoder` if it has one; required for a conditional
+      Glow. Default value: `None`.
 
   Raises:
     TypeError, ValueError: for a bad argument (the message names it); also
-      when training starts, if `labels` do not match the Glow.
+      when training starts, if `labels` or `context` do not match the Glow.
     ImportError: for a `log_dir` without the `tensorboard` package.
 
   #### Examples
@@ -91,7 +96,7 @@ class SampleGrid(keras.callbacks.Callback):
                labels: Optional[Union[Sequence[int], np.ndarray]] = None, *,
                log_dir: Optional[Union[str, os.PathLike]] = None,
                rows: Optional[int] = None, scale: Optional[int] = None,
-               glow: Optional[Glow] = None):
+               glow: Optional[Glow] = None, context: Optional[Any] = None):
     super().__init__()
     if directory is None and log_dir is None:
       raise ValueError('SampleGrid needs `directory` (PNG files) or `log_dir` '
@@ -113,6 +118,7 @@ class SampleGrid(keras.callbacks.Callback):
     self.scale = None if scale is None else _validation.positive_int('scale',
                                                                      scale)
     self.labels = _labels(labels, self.num_samples)
+    self.context = None if context is None else tf.convert_to_tensor(context)
     self._glow = glow
     self._traced = None  # (glow, its traced sampler)
     self._writer = None
@@ -126,6 +132,12 @@ class SampleGrid(keras.callbacks.Callback):
     if self.labels is not None and np.any(self.labels >= glow.num_classes):
       raise ValueError(f'`labels` must be in [0, {glow.num_classes}); got '
                        f'labels={self.labels.tolist()}.')
+    if (glow.context_shape is None) != (self.context is None):
+      raise ValueError(
+          'SampleGrid: `context` (the raw context of the samples, '
+          f'[num_samples or 1, ...]) is required iff the Glow is conditional; '
+          f'got context_shape={glow.context_shape} and context='
+          f'{None if self.context is None else self.context.shape}.')
     if self.log_dir is not None and self._writer is None and self._is_chief():
       self._writer = tf.summary.create_file_writer(
           os.path.join(self.log_dir, 'samples'))
@@ -158,21 +170,36 @@ class SampleGrid(keras.callbacks.Callback):
     labels = () if labels is None else (tf.constant(labels, tf.int32),)
     seed = tf.constant([self.seed, epoch], tf.int32)
     draw = self._sampler(glow)
-    return {t: draw(tf.constant(t, glow.dtype), seed, *labels)
+    context = self._glow_context(glow)
+    return {t: draw(tf.constant(t, glow.dtype), seed, context, *labels)
             for t in self.temperatures}
+
+  def _glow_context(self, glow):
+    """The Glow's context for `num_samples` samples (a dummy if none)."""
+    if self.context is None:
+      return tf.zeros([0], glow.dtype)
+    encoder = getattr(getattr(self, 'model', None), 'context_encoder', None)
+    context = self.context if encoder is None else encoder(
+        self.context, training=False)
+    context = tf.cast(context, glow.dtype)
+    return tf.broadcast_to(context, [self.num_samples, *glow.context_shape])
 
   def _sampler(self, glow):
     """`glow.sample` traced once (an eager sample re-runs Python per layer)."""
     if self._traced is None or self._traced[0] is not glow:
       num, conditional = self.num_samples, bool(glow.num_classes)
-      signature = [tf.TensorSpec([], glow.dtype), tf.TensorSpec([2], tf.int32)]
+      context_shape = ([num, *glow.context_shape] if glow.context_shape
+                       else [0])
+      signature = [tf.TensorSpec([], glow.dtype), tf.TensorSpec([2], tf.int32),
+                   tf.TensorSpec(context_shape, glow.dtype)]
       if conditional:
         signature.append(tf.TensorSpec([num], tf.int32))
 
       @tf.function(input_signature=signature)
-      def draw(temperature, seed, *labels):
+      def draw(temperature, seed, context, *labels):
         return glow.sample(num, temperature=temperature, seed=seed,
-                           labels=labels[0] if labels else None)
+                           labels=labels[0] if labels else None,
+                           context=context if glow.context_shape else None)
       self._traced = (glow, draw)
     return self._traced[1]
 
