@@ -23,7 +23,7 @@ GOOD = dict(num_steps=2, seed=None)
     ((8, 8, 1), dict(hidden_channels=-4), ValueError,
      r'`hidden_channels` must be >= 1; got hidden_channels=-4'),
     ((8, 8, 1), dict(coupling='affin'), ValueError,
-     r"`coupling` must be one of 'affine', 'additive'; got 'affin'"),
+     r"`coupling` must be one of 'affine', 'additive', 'spline'; got 'affin'"),
     ((8, 8, 1), dict(permutation='invconv'), ValueError,
      r"`permutation` must be one of 'lu', 'conv1x1', 'shuffle', 'reverse'"),
     ((8, 8, 1), dict(num_classes=1), ValueError,

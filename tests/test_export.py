@@ -172,10 +172,13 @@ def _expected_shapes(glow, conditional):
   images = [None] + list(glow.image_shape)
   latents = [None] + list(glow.latent_shape)
   inputs = {'log_prob': {'images': images}, 'bits_per_dim': {'images': images},
+            'importance_weighted_bits_per_dim': {'images': images},
             'sample': {'num': [], 'temperature': [], 'seed': []},
             'encode': {'images': images}, 'decode': {'latents': latents}}
   outputs = {'log_prob': {'log_prob': [None]},
              'bits_per_dim': {'bits_per_dim': [None]},
+             'importance_weighted_bits_per_dim': {'bits_per_dim': [None],
+                                                  'num_samples': []},
              'sample': {'images': images}, 'encode': {'latents': latents},
              'decode': {'images': images}}
   labels = {'labels': [None]} if conditional else {}

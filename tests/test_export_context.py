@@ -193,6 +193,7 @@ def test_serves_the_conditional_model_without_tfp_glow(exported, tmp_path):
     declared = json.load(f)
   images, latents = [None, *SHAPE], [None, 2, 2, 16]
   inputs = {'log_prob': {'images': images}, 'bits_per_dim': {'images': images},
+            'importance_weighted_bits_per_dim': {'images': images},
             'sample': {'num': [], 'temperature': [], 'seed': []},
             'encode': {'images': images}, 'decode': {'latents': latents}}
   assert declared['model'] == {

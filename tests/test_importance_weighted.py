@@ -85,3 +85,16 @@ def test_a_bad_num_samples_is_a_clear_error(bad):
   glow = make_small_glow(SHAPE)
   with pytest.raises((TypeError, ValueError), match='`num_samples`'):
     glow.bits_per_dim(_pixels(), num_samples=bad)
+
+
+def test_the_saved_model_serves_the_importance_weighted_bound(tmp_path):
+  import tfp_glow  # pylint: disable=g-import-not-at-top
+  glow = _moved_glow()
+  path = tfp_glow.export_saved_model(glow, str(tmp_path / 'sm'), num_samples=8)
+  loaded = tf.saved_model.load(path)
+  out = loaded.signatures['importance_weighted_bits_per_dim'](
+      images=_pixels())
+  assert int(out['num_samples']) == 8
+  np.testing.assert_allclose(
+      out['bits_per_dim'], glow.bits_per_dim(_pixels(), seed=(0, 0),
+                                             num_samples=8), rtol=1e-5)

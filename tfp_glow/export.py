@@ -5,11 +5,13 @@ from typing import Any, List, Optional
 
 import tensorflow as tf
 
+from tfp_glow import _validation
 from tfp_glow.training import context as context_lib
 
 __all__ = ['export_saved_model', 'SIGNATURES']
 
-SIGNATURES = ('log_prob', 'bits_per_dim', 'sample', 'encode', 'decode')
+SIGNATURES = ('log_prob', 'bits_per_dim', 'importance_weighted_bits_per_dim',
+              'sample', 'encode', 'decode')
 
 # bits_per_dim dequantizes with this fixed stateless seed, so that serving the
 # same images twice gives the same number.
@@ -57,9 +59,10 @@ class _Server(tf.Module):
   """
 
   def __init__(self, glow, context_spec=None, context_encoder=None,
-               dequantizer=None):
+               dequantizer=None, num_samples=16):
     super().__init__(name='glow_server')
     self.glow = glow
+    self.num_samples = num_samples
     # A variational model's q(u | x): bits/dim is then its bound.
     self.dequantizer = dequantizer
     self.image_shape = list(glow.image_shape)
@@ -120,6 +123,23 @@ class _Server(tf.Module):
     return {'bits_per_dim': self.glow.bits_per_dim(
         x, labels=labels, seed=_DEQUANTIZATION_SEED, context=context)}
 
+  def _importance_weighted_bits_per_dim(self, images, labels=None,
+                                        context=None):
+    signature = 'importance_weighted_bits_per_dim'
+    x = _checked(images, self.image_shape, signature, 'images')
+    batch = tf.shape(x)[0]
+    labels = self._labels(labels, batch)
+    context = self._context(context, batch, signature)
+    k = self.num_samples
+    if self.dequantizer is not None:
+      bits = self.dequantizer.bits_per_dim(
+          self.glow, x, num_samples=k, seed=_DEQUANTIZATION_SEED,
+          labels=labels, context=context)
+    else:
+      bits = self.glow.bits_per_dim(x, labels=labels, context=context,
+                                    seed=_DEQUANTIZATION_SEED, num_samples=k)
+    return {'bits_per_dim': bits, 'num_samples': tf.constant(k, tf.int32)}
+
   def _sample(self, num, temperature, seed, labels=None, context=None):
     seed_pair = tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
     images = self.glow.sample(
@@ -170,6 +190,7 @@ def _serve(server, dtype):
   seed = tf.TensorSpec([], tf.int32, name='seed')
   specs = {
       'log_prob': [images], 'bits_per_dim': [images],
+      'importance_weighted_bits_per_dim': [images],
       'sample': [num, temperature, seed], 'encode': [images],
       'decode': [latents],
   }
@@ -234,7 +255,8 @@ def _checking(method, declared, signature, shaped):
   return call
 
 
-def export_saved_model(model_or_glow: Any, path: str) -> str:
+def export_saved_model(model_or_glow: Any, path: str, *,
+                       num_samples: int = 16) -> str:
   """Writes a SavedModel serving `log_prob`, `bits_per_dim`, `sample`, ...
 
   The SavedModel needs only TensorFlow to load (`tf.saved_model.load`, or
@@ -247,6 +269,9 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
   bits_per_dim(images [N, H, W, C] float)      -> bits_per_dim [N]
       integer-valued pixels, dequantized with a fixed seed (reproducible);
       a variational GlowModel's: its bound with u ~ q(u | x)
+  importance_weighted_bits_per_dim(images)     -> bits_per_dim [N], num_samples
+      the K-sample importance-weighted bound (K = `num_samples`, returned),
+      the model's noise (uniform, or q) as proposal
   sample(num int32, temperature float, seed int32) -> images [num, H, W, C]
   encode(images [N, H, W, C] float)            -> latents [N, *latent_shape]
   decode(latents [N, *latent_shape] float)     -> images [N, H, W, C]
@@ -280,6 +305,8 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
     model_or_glow: a `tfp_glow.Glow`, or a model with a `glow` attribute
       (such as `tfp_glow.GlowModel`).
     path: directory to write.
+    num_samples: Python `int` K >= 1 of the importance-weighted signature.
+      Default value: `16`.
 
   Returns:
     `path`.
@@ -305,7 +332,8 @@ def export_saved_model(model_or_glow: Any, path: str) -> str:
     if hasattr(model_or_glow, 'context_spec'):
       spec = model_or_glow.context_spec()
   dequantizer = getattr(model_or_glow, 'dequantizer', None)
-  server = _Server(glow, spec, encoder, dequantizer)
+  num_samples = _validation.positive_int('num_samples', num_samples)
+  server = _Server(glow, spec, encoder, dequantizer, num_samples)
   tf.saved_model.save(server, path, signatures=_serve(server, glow.dtype))
   return path
 
