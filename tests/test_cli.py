@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -283,3 +284,91 @@ def test_train_passes_the_context(monkeypatch, tmp_path, capsys):
   assert capsys.readouterr().err.strip().endswith(
       "error: `context`='box3' needs images whose height and width are "
       'divisible by 3; got images of 28x28.')
+
+
+def test_train_passes_the_dequantization_and_coupling(monkeypatch, tmp_path,
+                                                      capsys):
+  seen = {}
+
+  def train(run_dir, config, **kwargs):
+    seen['config'] = config
+    raise ValueError('stopped before training')
+
+  monkeypatch.setattr(tasks, 'train', train)
+  for flags, expected in (
+      ([], ('affine', 'uniform')),
+      (['--dequantization', 'variational'], ('affine', 'variational')),
+      (['--coupling', 'spline', '--dequantization', 'variational'],
+       ('spline', 'variational'))):
+    assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
+                     *flags]) == 2
+    config = seen.pop('config')
+    assert (config.coupling, config.dequantization) == expected
+    assert (f'{expected[0]} coupling, {expected[1]} dequantization'
+            in capsys.readouterr().out)
+  assert cli.main(['train', '--smoke', '--dequantization', 'learned',
+                   '--run-dir', str(tmp_path / 'r')]) == 2
+  assert capsys.readouterr().err.strip().endswith(
+      "error: `dequantization` must be one of 'uniform', 'variational'; got "
+      "'learned'.")
+
+
+@pytest.fixture(scope='module')
+def variational_run(tmp_path_factory):
+  """`tfp-glow train --smoke --dequantization variational`, in process."""
+  path = str(tmp_path_factory.mktemp('variational') / 'run')
+  assert cli.main(['train', '--smoke', '--dequantization', 'variational',
+                   '--quiet', '--run-dir', path]) == 0
+  return path
+
+
+def _figures(pattern, text):
+  match = re.search(pattern + r' ([0-9.]+) \+/- ([0-9.]+)', text)
+  assert match, text
+  return float(match.group(1)), float(match.group(2))
+
+
+def test_evaluate_samples_prints_both_bounds(variational_run, capsys):
+  capsys.readouterr()
+  assert cli.main(['evaluate', '--run-dir', variational_run,
+                   '--samples', '4']) == 0
+  out = capsys.readouterr().out
+  e = tasks.evaluate_run(variational_run, num_samples=4)
+  single = _figures(r'^bits/dim:', out)
+  weighted = _figures(r'importance-weighted bits/dim \(K=4 samples per image, '
+                      r'q\(u \| x\) as proposal\):', out)
+  assert single == (round(e.bits_per_dim, 4), round(e.standard_error, 4))
+  assert weighted == (round(e.importance_weighted_bits_per_dim, 4),
+                      round(e.importance_weighted_standard_error, 4))
+  assert 'one draw of q(u | x): the variational bound' in out
+  # The single-sample figure is training's final one; K = 1 prints it alone.
+  assert single[0] == round(runs.read_evaluation(variational_run)[
+      'bits_per_dim'], 4)
+  assert cli.main(['evaluate', '--run-dir', variational_run]) == 0
+  out = capsys.readouterr().out
+  assert _figures(r'^bits/dim:', out) == single
+  assert 'importance-weighted' not in out
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(['evaluate', '--run-dir', variational_run, '--samples', '0'])
+  assert exit_info.value.code == 2
+  assert ("argument --samples: must be an integer >= 1; got '0'"
+          in capsys.readouterr().err)
+
+
+def test_export_of_a_variational_run_serves_its_bound(variational_run,
+                                                     tmp_path, capsys):
+  out = str(tmp_path / 'served')
+  assert cli.main(['export', '--run-dir', variational_run, '--output',
+                   out]) == 0
+  assert 'Exported a SavedModel' in capsys.readouterr().out
+  images = tf.cast(tfp_glow.data.offline.arrays('test')[0][:4], tf.float32)
+  served = tf.saved_model.load(out).signatures['bits_per_dim'](
+      images=images)['bits_per_dim']
+  glow = runs.load_glow(variational_run)
+  # q(u | x) with the SavedModel's seed (0, 0): tasks' first batch, seed 0.
+  np.testing.assert_allclose(
+      served, tasks.bits_per_dim_values(
+          glow, [images], dequantizer=runs.load_dequantizer(variational_run)),
+      rtol=1e-5)
+  assert not np.allclose(served, tasks.bits_per_dim_values(glow, [images]),
+                         rtol=1e-3)

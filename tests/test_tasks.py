@@ -249,3 +249,146 @@ def test_a_budget_cosine_decays_with_the_time_spent():
   np.testing.assert_allclose(rates, [config.learning_rate,
                                      config.learning_rate / 2, 0.0],
                              atol=1e-9)
+
+
+# ------------------------------------- variational dequantization, IW bound.
+
+VARIATIONAL = presets.replace(SMOKE, dequantization='variational',
+                              lr_schedule='constant')
+
+
+def _dequantizer_weights(run_dir):
+  return [v.numpy() for v in runs.load_dequantizer(run_dir).variables]
+
+
+@pytest.fixture(scope='module')
+def variational_runs(tmp_path_factory):
+  """An uninterrupted 2-epoch variational run, and one stopped after epoch 1
+  (q's weights then kept) and resumed to 2."""
+  root = tmp_path_factory.mktemp('variational')
+  whole, part = str(root / 'whole'), str(root / 'part')
+  result = tasks.train(whole, presets.replace(VARIATIONAL, epochs=2),
+                       verbose=0, grid_scale=1, eval_num_samples=4)
+  tasks.train(part, VARIATIONAL, verbose=0, grid_scale=1)
+  after_one = _dequantizer_weights(part)
+  resumed = tasks.train(part, resume=True, epochs=2, verbose=0, grid_scale=1)
+  return whole, part, result, resumed, after_one
+
+
+def test_a_variational_run_stores_and_restores_its_dequantizer(
+    variational_runs):
+  whole, _, result, _, _ = variational_runs
+  with open(os.path.join(whole, 'config.json')) as f:
+    config = json.load(f)
+  assert presets.Config.from_dict(config['training']) == presets.replace(
+      VARIATIONAL, epochs=2)
+  dequantizer = runs.load_dequantizer(whole)
+  assert config['dequantizer'] == dequantizer.get_config()
+  assert dequantizer.is_initialized
+  model = runs.load_model(whole)
+  assert model.dequantization == 'variational'
+  for a, b in zip(model.dequantizer.variables, dequantizer.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # The restored Glow and q give the figure training computed with its own
+  # (in memory), exactly: the same images and noise.
+  assert result.evaluation.dequantization == 'variational'
+  again = tasks.evaluate_run(whole, num_samples=4)
+  assert again == result.evaluation
+  assert runs.read_evaluation(whole)['importance_weighted_bits_per_dim'] == (
+      result.evaluation.importance_weighted_bits_per_dim)
+  # Control: q matters; the Glow alone with uniform noise gives another one.
+  assert tasks.evaluate_run(whole).bits_per_dim == again.bits_per_dim
+  uniform = tasks.evaluate(runs.load_glow(whole), _held_out(VARIATIONAL))
+  assert uniform.bits_per_dim != pytest.approx(again.bits_per_dim, abs=1e-4)
+
+
+def _held_out(config):
+  return data.load(config.dataset, 'test', batch_size=config.eval_batch_size,
+                   num_examples=config.eval_examples)
+
+
+def test_a_resumed_variational_run_replays_the_uninterrupted_one(
+    variational_runs):
+  whole, part, _, resumed, after_one = variational_runs
+  assert (resumed.epochs, resumed.steps) == (2, 4)
+  for a, b in zip(_dequantizer_weights(whole), _dequantizer_weights(part)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  for a, b in zip(_weights(runs.load_glow(whole)),
+                  _weights(runs.load_glow(part))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # q trained in epoch 2 (its variables are the model's), from the values
+  # the checkpoint of epoch 1 held.
+  moved = [not np.allclose(a, b) for a, b in zip(after_one,
+                                                 _dequantizer_weights(part))]
+  assert any(moved)
+
+
+def test_importance_weighted_bound_is_below_the_mean_of_its_own_draws(
+    smoke_run, variational_runs):
+  held_out = _held_out(SMOKE)
+  whole = variational_runs[0]
+  for glow, dequantizer in ((runs.load_glow(smoke_run[0]), None),
+                            (runs.load_glow(whole),
+                             runs.load_dequantizer(whole))):
+    draws = tasks.bits_per_dim_draws(glow, held_out, seed=3, num_samples=8,
+                                     dequantizer=dequantizer)
+    bound = tasks.bits_per_dim_values(glow, held_out, seed=3, num_samples=8,
+                                      dequantizer=dequantizer)
+    assert draws.shape == (8, 16) and bound.shape == (16,)
+    assert np.all(draws.std(axis=0) > 0)   # The draws differ.
+    # Jensen, image by image, over the same 8 draws.
+    assert np.all(bound <= draws.mean(axis=0) + 1e-9)
+    assert np.all(bound >= draws.min(axis=0) - 1e-9)
+    # One draw is the single-sample figure of `evaluate` (seed (3, i)).
+    single = tasks.bits_per_dim_values(glow, held_out, seed=3,
+                                       dequantizer=dequantizer)
+    np.testing.assert_array_equal(
+        single, tasks.bits_per_dim_draws(glow, held_out, seed=3,
+                                         dequantizer=dequantizer)[0])
+    e = tasks.evaluate(glow, held_out, seed=3, num_samples=8,
+                       dequantizer=dequantizer)
+    assert (e.num_samples, e.num_images) == (8, 16)
+    assert e.bits_per_dim == pytest.approx(single.mean(), rel=1e-12)
+    assert e.importance_weighted_bits_per_dim == pytest.approx(bound.mean(),
+                                                               rel=1e-12)
+
+
+def test_the_variational_draws_are_those_of_its_k_sample_bound(
+    variational_runs):
+  whole = variational_runs[0]
+  glow, dequantizer = runs.load_glow(whole), runs.load_dequantizer(whole)
+  images = next(iter(_held_out(SMOKE)))
+  bound = dequantizer.bits_per_dim(glow, images, num_samples=4,
+                                   seed=tf.constant([5, 0]))
+  draws = tasks.bits_per_dim_draws(glow, [images], seed=5, num_samples=4,
+                                   dequantizer=dequantizer)
+  np.testing.assert_allclose(
+      tasks.bits_per_dim_values(glow, [images], seed=5, num_samples=4,
+                                dequantizer=dequantizer), bound, rtol=1e-6)
+  assert draws.shape == (4, 16)
+
+
+def test_bad_bound_arguments_are_named(smoke_run, variational_runs, tmp_path):
+  glow = runs.load_glow(smoke_run[0])
+  held_out = _held_out(SMOKE)
+  with pytest.raises(ValueError,
+                     match='`num_samples` must be >= 1; got num_samples=0'):
+    tasks.evaluate(glow, held_out, num_samples=0)
+  with pytest.raises(ValueError, match='`num_samples` must be >= 1'):
+    tasks.evaluate_run(smoke_run[0], num_samples=0)
+  with pytest.raises(TypeError, match='`dequantizer` must be None or a '
+                     'VariationalDequantizer; got Glow'):
+    tasks.evaluate(glow, held_out, dequantizer=glow)
+  other = tfp_glow.dequantizer.VariationalDequantizer((8, 8, 1))
+  with pytest.raises(ValueError, match=r"`dequantizer` must have the Glow's "
+                     r'image_shape, num_bits and dtype \(\(28, 28, 1\), 8, '
+                     r"'float32'\); got a dequantizer of \(\(8, 8, 1\)"):
+    tasks.evaluate(glow, held_out, dequantizer=other)
+  with pytest.raises(ValueError, match='`eval_num_samples` must be >= 1'):
+    tasks.train(str(tmp_path / 'k'), SMOKE, eval_num_samples=0)
+  assert not runs.has_checkpoint(str(tmp_path / 'k'))
+  with pytest.raises(ValueError, match="`dequantization` must be one of "
+                     "'uniform', 'variational'; got 'learned'"):
+    presets.replace(SMOKE, dequantization='learned')
+  assert runs.load_dequantizer(smoke_run[0]) is None
+  assert runs.load_model(smoke_run[0]).dequantizer is None

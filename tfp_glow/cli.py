@@ -21,8 +21,9 @@ Glow normalizing flows (Kingma & Dhariwal 2018) on TensorFlow Probability.
   tfp-glow train                      # the offline MNIST default, ~5 min on 2 CPU cores
   tfp-glow train --preset cifar10     # the paper's CIFAR-10 configuration (TFDS)
   tfp-glow train --preset mnist_super_resolution   # p(28x28 digit | its 7x7 version)
+  tfp-glow train --dequantization variational --coupling spline   # Flow++, RQ-NSF
   tfp-glow sample --run-dir runs/mnist_offline
-  tfp-glow evaluate --run-dir runs/mnist_offline
+  tfp-glow evaluate --run-dir runs/mnist_offline --samples 16   # + IW bound
   tfp-glow export --run-dir runs/mnist_offline --output glow_savedmodel
 """
 
@@ -45,6 +46,10 @@ _OVERRIDES = (
      f'{" or ".join(vocabulary.COUPLINGS)}.'),
     ('--permutation', str, 'Channel mixing: '
      f'{", ".join(vocabulary.PERMUTATIONS)}.'),
+    ('--dequantization', str, 'Dequantization of the integer pixels: '
+     f'{" or ".join(vocabulary.DEQUANTIZATIONS)} (Flow++: a learned noise '
+     'q(u | x) trained with the Glow; the loss and the reported bits/dim '
+     'are then the variational bound).'),
     ('--epochs', int, 'Total epochs (full passes over the training split). '
      'With --resume: the new total.'),
     ('--batch-size', int, 'Training batch size.'),
@@ -97,15 +102,19 @@ def _train(args):
           f'{config.dataset!r} {height}x{width}x{channels}, {config.num_bits}-bit, '
           f'{config.num_levels} levels x {config.num_steps} steps, width '
           f'{config.hidden_channels}, {config.coupling} coupling, '
-          f'{config.epochs} epochs{context}')
+          f'{config.dequantization} dequantization, {config.epochs} '
+          f'epochs{context}')
   result = tasks.train(run_dir, config, resume=args.resume,
                        epochs=changes.get('epochs') if args.resume else None,
                        data_dir=args.data_dir, verbose=0 if args.quiet else 1,
                        grid_scale=args.grid_scale)
   e = result.evaluation
   split = runs.read_evaluation(run_dir)['split']
+  bound = ('' if e.dequantization == 'uniform' else
+           '; the variational bound, u ~ q(u | x)')
   print(f'Held-out bits/dim ({split} split, {e.num_images} images): '
-        f'{e.bits_per_dim:.4f} +/- {e.standard_error:.4f} (standard error)')
+        f'{e.bits_per_dim:.4f} +/- {e.standard_error:.4f} (standard '
+        f'error{bound})')
   print(f'Samples ({_grid_layout(run_dir)}): {result.samples}')
   print(f'Run directory: {run_dir} (config.json, checkpoints/, metrics.csv, '
         f'logs/, samples/); {result.seconds:.0f} s')
@@ -161,17 +170,30 @@ def _evaluate(args):
   from tfp_glow import tasks  # pylint: disable=g-import-not-at-top
   e = tasks.evaluate_run(args.run_dir, args.split, batch_size=args.batch_size,
                          num_examples=args.num_examples,
-                         data_dir=args.data_dir, seed=args.seed)
+                         data_dir=args.data_dir, seed=args.seed,
+                         num_samples=args.samples)
+  noise = ('one uniform dequantization' if e.dequantization == 'uniform'
+           else 'one draw of q(u | x): the variational bound')
   print(f'bits/dim: {e.bits_per_dim:.4f} +/- {e.standard_error:.4f} '
-        f'(standard error over {e.num_images} images)')
+        f'(standard error over {e.num_images} images; {noise} each)')
+  if e.num_samples > 1:
+    proposal = ('uniform noise' if e.dequantization == 'uniform'
+                else 'q(u | x)')
+    print(f'importance-weighted bits/dim (K={e.num_samples} samples per '
+          f'image, {proposal} as proposal): '
+          f'{e.importance_weighted_bits_per_dim:.4f} +/- '
+          f'{e.importance_weighted_standard_error:.4f} (standard error over '
+          f'{e.num_images} images)')
 
 
 def _export(args):
   from tfp_glow import export  # pylint: disable=g-import-not-at-top
   from tfp_glow import runs  # pylint: disable=g-import-not-at-top
   _check_writable('--output', args.output)
-  glow = runs.load_glow(args.run_dir)
-  export.export_saved_model(glow, args.output)
+  # A variational run serves its bound (q(u | x)) as bits_per_dim.
+  variational = runs.load_dequantizer(args.run_dir) is not None
+  export.export_saved_model(runs.load_model(args.run_dir) if variational
+                            else runs.load_glow(args.run_dir), args.output)
   print(f'Exported a SavedModel to {args.output} (signatures: '
         f'{", ".join(export.SIGNATURES)}).')
 
@@ -196,6 +218,10 @@ def _temperatures(text):
 
 def _scale(text):
   # Checked here, before TensorFlow starts, as tfp_glow.images would later.
+  return _positive_int(text)
+
+
+def _positive_int(text):
   try:
     value = int(text)
   except ValueError as e:
@@ -281,7 +307,9 @@ def _add_evaluate(commands):
   p = commands.add_parser(
       'evaluate', help='Bits/dim of a trained run on a whole split.',
       description='Mean bits/dim of every image of a split (one uniform '
-      'dequantization each) and its standard error.')
+      'dequantization each; for a variational run one draw of q(u | x), '
+      'the variational bound) and its standard error; with --samples K > 1 '
+      'also the K-sample importance-weighted bound, tighter on average.')
   p.add_argument('--run-dir', required=True, help='Run directory.')
   p.add_argument('--split', help='Split (default: the held-out one).')
   p.add_argument('--batch-size', type=int, help='Evaluation batch size '
@@ -291,6 +319,12 @@ def _add_evaluate(commands):
   p.add_argument('--data-dir', help='TFDS data directory.')
   p.add_argument('--seed', type=int, default=0,
                  help='Seed of the dequantization noise.')
+  p.add_argument('--samples', type=_positive_int, default=1, metavar='K',
+                 help='Dequantization draws per image of the '
+                 'importance-weighted bound, printed beside the single-sample '
+                 'figure (its proposal: the uniform noise, or a variational '
+                 'run\'s q(u | x)); K times the memory of a batch. Default: '
+                 '%(default)s (single-sample only).')
   p.set_defaults(handler=_evaluate)
 
 

@@ -21,6 +21,9 @@ __all__ = ['VariationalDequantizer']
 TensorLike = tf.types.experimental.TensorLike
 tfd = tfp.distributions
 
+# The standard deviation of a standard logistic, whose sigmoid is U(0, 1).
+_LOGISTIC_STD = math.pi / math.sqrt(3.0)
+
 
 class VariationalDequantizer(tf.Module):
   """q(u | x) on [0, 1)^D: a conditional Glow over logits, then a sigmoid.
@@ -31,17 +34,23 @@ class VariationalDequantizer(tf.Module):
 
   ```none
   log P(x) >= E_q[log p(x + u) - log q(u | x)]
-  eps ~ N(0, I)                                  [N, H/2, W/2, 4C]
-  u   = sigmoid(g(eps; context))                 in [0, 1)^D
+  eps ~ N(0, I)                                  [N, H, W, C]
+  u   = sigmoid(a * unsqueeze(f(eps; context)))  in [0, 1)^D
   log q(u | x) = log N(eps) - log|det du / deps|
   context = squeeze(x / 2**num_bits - 0.5)       [N, H/2, W/2, 4C]
   ```
 
-  `g` is a one-level conditional Glow (`flow.build_flow` with
+  `f` is a one-level conditional Glow (`flow.build_flow` with
   `context_shape`, ActNorm, LU 1x1 convolutions and affine couplings, its
-  top prior conditioned on the context too); the context is `x` squeezed
-  to the flow's resolution, so every network sees every pixel of `x`
-  (resizing would average them away). The sigmoid's log-det is TFP's
+  top prior conditioned on the context too) run in its data-to-latent
+  direction: there an affine coupling multiplies by its sigmoid scale, so a
+  sample's logits stay bounded while q trains (the sampling direction
+  divides by it, and a scale near 0 sent logits to the hundreds and log q to
+  infinity at the presets' learning rate). `a = pi / sqrt(3)` gives the
+  logits at init the variance of a logistic, whose sigmoid is uniform, so
+  q starts close to the uniform dequantization it replaces. The context is
+  `x` squeezed to the flow's resolution, so every network sees every pixel
+  of `x` (resizing would average them away). The sigmoid's log-det is TFP's
   `tfb.Sigmoid`, stable for any logit; a sample that rounds to 1.0 in
   floating point is set to the largest value below 1, so that `x + u` stays
   below `x + 1`. The dequantizer's variables are trained with the Glow's.
@@ -112,10 +121,13 @@ class VariationalDequantizer(tf.Module):
         conditioner_fn=nn.glow_conditioner(hidden_channels, compute_dtype),
         num_bits=num_bits, dtype=self._dtype, seed=seed,
         context_shape=self._context_shape, pixel_space=False)
-    # forward: eps -> logits -> u; bijectors[0] is applied last.
-    self._bijector = gb.Chain([tfp.bijectors.Sigmoid(), self._flow],
-                              name='dequantizer_flow')
-    self._latent_shape = self._flow.inverse_event_shape(image_shape)
+    # forward: eps -> f(eps) -> logits -> u; bijectors[0] is applied last.
+    self._bijector = gb.Chain(
+        [tfp.bijectors.Sigmoid(),
+         tfp.bijectors.Scale(tf.constant(_LOGISTIC_STD, self._dtype)),
+         gb.Squeeze(), tfp.bijectors.Invert(self._flow)],
+        name='dequantizer_flow')
+    self._latent_shape = tf.TensorShape(image_shape)
     self._below_one = float(np.nextafter(
         np.array(1.0, self._dtype.as_numpy_dtype), 0.0))
 
@@ -125,7 +137,7 @@ class VariationalDequantizer(tf.Module):
 
   @property
   def latent_shape(self) -> tf.TensorShape:
-    """Shape of one `eps`, `[H / 2, W / 2, 4 C]`."""
+    """Shape of one `eps`, the image shape `[H, W, C]`."""
     return self._latent_shape
 
   @property
@@ -154,17 +166,21 @@ class VariationalDequantizer(tf.Module):
     return tf.nn.space_to_depth(x, 2)
 
   def initialize(self, images: TensorLike, seed=None) -> None:
-    """Data-dependent init of `g`'s ActNorms, on uniform noise for `images`.
+    """Data-dependent init of `f`'s ActNorms, on noise draws for `images`.
 
-    The init walks the data side: `u ~ U[0, 1)`, whose logits ActNorm then
-    scales to unit variance, so that q starts close to the uniform
-    dequantization it replaces. Layers already initialised keep their values.
+    `f` runs data-to-latent on `eps ~ N(0, I)`, so the walk of
+    `initialize.data_init` is the sampling pass of q: its ActNorms scale
+    their inputs to unit variance, and the logits start at the logistic's
+    variance (see the class docstring). Layers already initialised keep
+    their values.
     """
     images = self._checked(images, 'VariationalDequantizer.initialize')
-    u = tf.random.stateless_uniform(
+    eps = tf.random.stateless_normal(
         tf.shape(images), seed=tfp.random.sanitize_seed(seed),
-        minval=0.01, maxval=0.99, dtype=self._dtype)
-    initialize.data_init(self._bijector, u, **self._kwargs(images))
+        dtype=self._dtype)
+    initialize.data_init(self._flow, eps,
+                         **flow.context_kwargs(self._flow,
+                                               self.context(images)))
 
   def from_noise(self, eps: TensorLike,
                  images: TensorLike) -> Tuple[tf.Tensor, tf.Tensor]:

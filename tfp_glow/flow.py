@@ -147,8 +147,8 @@ def context_kwargs(bijector: tfp.bijectors.Bijector,
   with a `context_shape` gets `{'context': c}` with `c` the context at that
   layer's shape (an image context resized once per resolution, see
   `_context.at_resolution`); a `tfb.Chain` gets its parts' keyword arguments
-  keyed by their names, as `tfb.Chain` routes them; `ActiveChannels` and
-  `Recompute` pass theirs on to the bijector they wrap.
+  keyed by their names, as `tfb.Chain` routes them; `ActiveChannels`,
+  `Recompute` and `tfb.Invert` pass theirs on to the bijector they wrap.
 
   Returns:
     The keyword arguments for `bijector`'s calls (`{}` if no layer takes a
@@ -162,6 +162,12 @@ def context_kwargs(bijector: tfp.bijectors.Bijector,
     return resized[shape]
 
   return _walk(bijector, at)
+
+
+# `tfb.Invert(b)` of a `b` that is not a CompositeTensor (ours hold
+# variables) is an instance of a class that is not a subclass of `tfb.Invert`;
+# both are matched here through public calls only.
+_INVERTS = (tfp.bijectors.Invert, type(tfp.bijectors.Invert(gb.Squeeze())))
 
 
 def _walk(bijector, context_at):
@@ -178,7 +184,7 @@ def _walk(bijector, context_at):
                            'apart.')
         routed[part.name] = part_kwargs
     return routed
-  if isinstance(bijector, (gb.ActiveChannels, gb.Recompute)):
+  if isinstance(bijector, (gb.ActiveChannels, gb.Recompute) + _INVERTS):
     return _walk(bijector.bijector, context_at)
   shape = getattr(bijector, 'context_shape', None)
   return {} if shape is None else {'context': context_at(shape)}

@@ -42,7 +42,12 @@ class Config:
       each image given its box-downsampled version (`data.context`), for
       super-resolution.
     num_levels, num_steps, hidden_channels, coupling, permutation,
-      learn_top: the `tfp_glow.Glow` arguments.
+      learn_top: the `tfp_glow.Glow` arguments (`coupling='spline'`:
+      rational-quadratic spline couplings).
+    dequantization: `'uniform'` (openai/glow: `x + u`, `u ~ U[0, 1)`) or
+      `'variational'` (Flow++: a `dequantizer.VariationalDequantizer` q(u | x)
+      trained with the Glow, and the loss and every reported bits/dim the
+      variational bound); see `tfp_glow.GlowModel`.
     weight_y: weight of the classification loss of a conditional model.
     batch_size: training batch size (the last partial batch is dropped).
     epochs: full passes over the training split (or `steps_per_epoch`
@@ -72,6 +77,7 @@ class Config:
   context: Optional[str] = None
   coupling: str = 'affine'
   permutation: str = 'lu'
+  dequantization: str = 'uniform'
   learn_top: bool = True
   weight_y: float = 0.01
   batch_size: int = 64
@@ -147,7 +153,8 @@ def check(config: Config) -> Config:
   Checks the dataset name, that the image size is divisible by
   `2**num_levels`, that a conditional model has a labelled dataset, the
   context (a known one, fitting the image size), the choices (coupling,
-  permutation, optimizer, lr_schedule) and the ranges of the integer fields.
+  permutation, dequantization, optimizer, lr_schedule) and the ranges of the
+  integer fields.
   """
   height, width, _ = config.image_shape  # Checks dataset and image_size.
   if config.context is not None:  # A known context that fits the images.
@@ -168,6 +175,7 @@ def check(config: Config) -> Config:
   _validation.one_of('lr_schedule', config.lr_schedule, ('constant', 'cosine'))
   vocabulary.check_coupling(config.coupling)
   vocabulary.check_permutation(config.permutation)
+  vocabulary.check_dequantization(config.dequantization)
   _validation.one_of('optimizer', config.optimizer, ('adam', 'adamax'))
   vocabulary.check_num_bits(config.num_bits, maximum=8)  # 8-bit sources.
   if config.conditional and not data.num_classes(config.dataset):
@@ -226,6 +234,8 @@ def get(name: str, **changes) -> Config:
 
   >>> get('cifar10').num_steps, get('imagenet64').num_levels
   (32, 4)
+  >>> get('mnist_offline', dequantization='variational').dequantization
+  'variational'
   >>> get('mnist_offline', num_levels=3)
   Traceback (most recent call last):
   ...

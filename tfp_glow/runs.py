@@ -1,10 +1,13 @@
 """Run directories: a Glow's config.json and its checkpoints, on disk.
 
 ```none
-run_dir/config.json        the Glow's constructor arguments, and under
-                           "training" the `tfp_glow.presets.Config` of a run
-run_dir/checkpoints/       tf.train.Checkpoint files: `glow` (always), and for
-                           trained runs `model`, `optimizer` and `epoch`
+run_dir/config.json        the Glow's constructor arguments, under "training"
+                           the `tfp_glow.presets.Config` of a run, and under
+                           "dequantizer" the `VariationalDequantizer`'s
+                           (variational runs only)
+run_dir/checkpoints/       tf.train.Checkpoint files: `glow` (always), for
+                           trained runs `model`, `optimizer` and `epoch`, and
+                           `dequantizer` for variational ones
 run_dir/samples/*.png      sample grids; run_dir/metrics.csv: Keras CSVLogger
 run_dir/logs/              TensorBoard; run_dir/evaluation.json: held-out bpd
 ```
@@ -18,13 +21,15 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 import tensorflow as tf
 
 from tfp_glow import glow as glow_lib
+from tfp_glow.dequantizer import VariationalDequantizer
 
 if TYPE_CHECKING:  # Type hints only: runs imports Keras lazily.
   from tfp_glow.training.model import GlowModel
 
 __all__ = ['CONFIG_FILE', 'CHECKPOINT_DIR', 'SAMPLES_DIR', 'METRICS_FILE',
            'LOGS_DIR', 'EVALUATION_FILE', 'glow_config', 'save_glow',
-           'load_glow', 'prepare_run_dir', 'write_config',
+           'load_glow', 'load_dequantizer', 'load_model', 'prepare_run_dir',
+           'write_config',
            'read_training_config', 'has_checkpoint', 'training_checkpoint',
            'training_callbacks', 'read_evaluation', 'write_evaluation']
 
@@ -35,6 +40,7 @@ METRICS_FILE = 'metrics.csv'
 LOGS_DIR = 'logs'
 EVALUATION_FILE = 'evaluation.json'
 TRAINING_KEY = 'training'
+DEQUANTIZER_KEY = 'dequantizer'
 
 
 def glow_config(glow: glow_lib.Glow) -> dict:
@@ -64,20 +70,86 @@ def load_glow(run_dir: str) -> glow_lib.Glow:
   Raises:
     FileNotFoundError: if the config or a checkpoint is missing.
   """
-  config_path = os.path.join(run_dir, CONFIG_FILE)
-  if not os.path.isfile(config_path):
-    raise FileNotFoundError(f'`run_dir` has no {CONFIG_FILE}: {config_path}')
-  with open(config_path) as f:
-    config = json.load(f)
+  config = _read_config(run_dir)
   glow = glow_lib.Glow.from_config(
-      {k: v for k, v in config.items() if k != TRAINING_KEY})
+      {k: v for k, v in config.items()
+       if k not in (TRAINING_KEY, DEQUANTIZER_KEY)})
+  tf.train.Checkpoint(glow=glow).restore(
+      _newest_checkpoint(run_dir)).expect_partial()
+  return glow
+
+
+def load_dequantizer(run_dir: str) -> Optional[VariationalDequantizer]:
+  """The `VariationalDequantizer` q(u | x) of a variational run, restored.
+
+  Built from the "dequantizer" section of `run_dir/config.json` and restored
+  from the `dequantizer` of the newest checkpoint (as `training_checkpoint`
+  writes it).
+
+  Returns:
+    The dequantizer, or `None` for a run with uniform dequantization (no
+    "dequantizer" section).
+
+  Raises:
+    FileNotFoundError: if the config or a checkpoint is missing, or the
+      checkpoint holds no dequantizer.
+  """
+  config = _read_config(run_dir)
+  if config.get(DEQUANTIZER_KEY) is None:
+    return None
+  dequantizer = VariationalDequantizer.from_config(config[DEQUANTIZER_KEY])
+  checkpoint = _newest_checkpoint(run_dir)
+  status = tf.train.Checkpoint(dequantizer=dequantizer).restore(checkpoint)
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise FileNotFoundError(
+        f'{checkpoint} holds no `dequantizer`, but {CONFIG_FILE} of `run_dir` '
+        f'describes one: {run_dir}') from e
+  status.expect_partial()
+  return dequantizer
+
+
+def load_model(run_dir: str) -> 'GlowModel':
+  """The `tfp_glow.GlowModel` of a run: its Glow and dequantizer, restored.
+
+  `load_glow` and `load_dequantizer` in a model of the run's dequantization
+  (`'variational'` if the run has a dequantizer, else `'uniform'`), with the
+  run's `init_batch_size`, noise seed and `weight_y` (defaults for a run
+  saved with `save_glow`). Not compiled; initialised (restored).
+
+  Raises:
+    FileNotFoundError: as `load_glow` and `load_dequantizer`.
+  """
+  from tfp_glow.training.model import GlowModel  # pylint: disable=g-import-not-at-top
+  training = _read_config(run_dir).get(TRAINING_KEY) or {}
+  names = (('init_batch_size', 'init_batch_size'), ('noise_seed', 'seed'),
+           ('weight_y', 'weight_y'))
+  kwargs = {name: training[key] for name, key in names if key in training}
+  dequantizer = load_dequantizer(run_dir)
+  return GlowModel(
+      load_glow(run_dir), dequantizer=dequantizer,
+      dequantization='uniform' if dequantizer is None else 'variational',
+      **kwargs)
+
+
+def _read_config(run_dir):
+  """The dict of `run_dir/config.json`."""
+  path = os.path.join(run_dir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'`run_dir` has no {CONFIG_FILE}: {path}')
+  with open(path) as f:
+    return json.load(f)
+
+
+def _newest_checkpoint(run_dir):
+  """The prefix of the newest checkpoint of `run_dir`."""
   checkpoint = tf.train.latest_checkpoint(
       os.path.join(run_dir, CHECKPOINT_DIR)) or _newest_written(run_dir)
   if checkpoint is None:
     raise FileNotFoundError(
         f'`run_dir` has no checkpoint in {os.path.join(run_dir, CHECKPOINT_DIR)}')
-  tf.train.Checkpoint(glow=glow).restore(checkpoint).expect_partial()
-  return glow
+  return checkpoint
 
 
 def _newest_written(run_dir):
@@ -129,11 +201,15 @@ def writable_dir(path: str, name: str) -> str:
 
 
 def write_config(run_dir: str, glow: glow_lib.Glow,
-                 training: Optional[Mapping[str, Any]] = None) -> None:
-  """Writes config.json: `glow_config(glow)`, plus `training` if given."""
+                 training: Optional[Mapping[str, Any]] = None,
+                 dequantizer: Optional[VariationalDequantizer] = None) -> None:
+  """Writes config.json: `glow_config(glow)`, plus `training` and the
+  `dequantizer`'s constructor arguments if given."""
   config = glow_config(glow)
   if training is not None:
     config[TRAINING_KEY] = dict(training)
+  if dequantizer is not None:
+    config[DEQUANTIZER_KEY] = dequantizer.get_config()
   with open(os.path.join(run_dir, CONFIG_FILE), 'w') as f:
     json.dump(config, f, indent=2)
 
@@ -146,11 +222,8 @@ def read_training_config(run_dir: str) -> dict:
       section (the run was saved with `save_glow`, not trained by
       `tfp_glow.tasks.train`).
   """
+  config = _read_config(run_dir)
   path = os.path.join(run_dir, CONFIG_FILE)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'`run_dir` has no {CONFIG_FILE}: {path}')
-  with open(path) as f:
-    config = json.load(f)
   if TRAINING_KEY not in config:
     raise FileNotFoundError(f'{path} has no "{TRAINING_KEY}" section (the run '
                             'was not made by `tfp-glow train`).')
@@ -168,13 +241,18 @@ def training_checkpoint(model: 'GlowModel', run_dir: str,
   """A `tf.train.CheckpointManager` of a `GlowModel`'s training state.
 
   The checkpoint holds `glow` (what `load_glow` restores), `model` (the
-  classifier of a conditional model), `optimizer` (its slots and step, hence
-  the warmup and the dequantization noise) and `epoch`, the number of
-  epochs done, a `tf.Variable` the manager exposes as `manager.epoch`.
+  classifier of a conditional model, and every other variable of the
+  model), `optimizer` (its slots and step, hence the warmup and the
+  dequantization noise), `epoch`, the number of epochs done, a `tf.Variable`
+  the manager exposes as `manager.epoch`, and for a variational model its
+  `dequantizer` q(u | x) (what `load_dequantizer` restores).
   """
   epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
-  checkpoint = tf.train.Checkpoint(glow=model.glow, model=model,
-                                   optimizer=model.optimizer, epoch=epoch)
+  parts = dict(glow=model.glow, model=model, optimizer=model.optimizer,
+               epoch=epoch)
+  if model.dequantizer is not None:
+    parts['dequantizer'] = model.dequantizer
+  checkpoint = tf.train.Checkpoint(**parts)
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(run_dir, CHECKPOINT_DIR), max_to_keep,
       checkpoint_name='ckpt')

@@ -32,6 +32,7 @@ from tfp_glow.tasks.latents import interpolate
 from tfp_glow.tasks.latents import manipulate
 from tfp_glow.tasks.run import Evaluation
 from tfp_glow.tasks.run import TrainResult
+from tfp_glow.tasks.run import bits_per_dim_draws
 from tfp_glow.tasks.run import bits_per_dim_values
 from tfp_glow.tasks.run import build_glow
 from tfp_glow.tasks.run import build_model
@@ -40,7 +41,8 @@ from tfp_glow.tasks.run import evaluate_run
 from tfp_glow.tasks.run import train
 
 __all__ = ['Evaluation', 'TrainResult', 'build_glow', 'build_model', 'train',
-           'evaluate', 'bits_per_dim_values', 'evaluate_run', 'sample_grid',
+           'evaluate', 'bits_per_dim_values', 'bits_per_dim_draws',
+           'evaluate_run', 'sample_grid',
            'class_sample_grid', 'context_sample_grid', 'interpolate',
            'interpolation_grid', 'attribute_direction', 'manipulate',
            'manipulation_grid',

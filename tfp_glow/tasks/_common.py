@@ -12,6 +12,7 @@ from tfp_glow import data
 from tfp_glow import images as images_lib
 from tfp_glow import presets
 from tfp_glow import runs
+from tfp_glow.dequantizer import VariationalDequantizer
 from tfp_glow.glow import Glow
 from tfp_glow.training import batches
 
@@ -23,24 +24,59 @@ class Functions:
 
   Get them with `functions(glow)`: they are cached per Glow, and hold the
   Glow only through a weak reference (the traced graphs hold its variables),
-  so that the cache never keeps a Glow alive. `bits_per_dim(batch, seed)`
-  takes a dict of `batch_parts`; `sampler(...)` gives samplers.
+  so that the cache never keeps a Glow alive. `draws(...)` gives the
+  single-sample bits/dim of dequantization draws (uniform, or a
+  `VariationalDequantizer`'s) of a dict of `batch_parts`, `sampler(...)`
+  samplers.
   """
 
   def __init__(self, glow: Glow):
     glow_ref = weakref.ref(glow)
     self._glow_ref = glow_ref
     self._samplers = {}
+    self._draws = {}   # num_samples -> function, uniform dequantization.
+    # dequantizer -> {num_samples -> function}; weak, as the Glow.
+    self._variational_draws = weakref.WeakKeyDictionary()
     self._context_shape = glow.context_shape
-    seed = tf.TensorSpec([2], tf.int32)
+    self._signature = [batch_spec(glow), tf.TensorSpec([2], tf.int32)]
 
-    def bits_per_dim(batch, s):
-      return glow_ref().bits_per_dim(
-          batch['images'], labels=batch.get('labels'),
-          context=batch.get('context'), seed=s)
+  def draws(self, num_samples: int = 1,
+            dequantizer: Optional[VariationalDequantizer] = None
+            ) -> Callable[..., tf.Tensor]:
+    """`(batch, seed) -> [K, N]` single-sample bits/dim of K draws, traced once.
 
-    self.bits_per_dim = tf.function(
-        bits_per_dim, input_signature=[batch_spec(glow), seed])
+    The K draws of a batch of N images run as one batch of K * N, draw k
+    the images repeated, `[k * N:(k + 1) * N]`, with one seed:
+    `Glow.bits_per_dim` (uniform noise; K = 1 is its single-sample value)
+    or with a `dequantizer` `VariationalDequantizer.bits_per_dim` with
+    `num_samples=1` (u ~ q(u | x): the ELBO in bits; the draws of its
+    `num_samples=K`).
+    """
+    if dequantizer is None:
+      table = self._draws
+    else:
+      table = self._variational_draws.setdefault(dequantizer, {})
+    if num_samples not in table:
+      table[num_samples] = tf.function(
+          self._draws_fn(num_samples, dequantizer),
+          input_signature=self._signature)
+    return table[num_samples]
+
+  def _draws_fn(self, num_samples, dequantizer):
+    glow_ref = self._glow_ref
+    q_ref = None if dequantizer is None else weakref.ref(dequantizer)
+
+    def draws(batch, seed):
+      batch = {k: repeat(v, num_samples) for k, v in batch.items()}
+      kwargs = dict(labels=batch.get('labels'), context=batch.get('context'),
+                    seed=seed)
+      if q_ref is None:
+        bits = glow_ref().bits_per_dim(batch['images'], **kwargs)
+      else:
+        bits = q_ref().bits_per_dim(glow_ref(), batch['images'], **kwargs)
+      return tf.reshape(bits, [num_samples, -1])
+
+    return draws
 
   def sampler(self, num: int, conditional: bool = False,
               context: bool = False) -> Callable[..., tf.Tensor]:
@@ -71,6 +107,14 @@ class Functions:
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
+
+
+def repeat(t: tf.Tensor, k: int) -> tf.Tensor:
+  """`[k * N, ...]`: `t` (`[N, ...]`) repeated k times, copy after copy."""
+  if k == 1:
+    return t
+  return tf.reshape(tf.broadcast_to(t, tf.concat([[k], tf.shape(t)], 0)),
+                    tf.concat([[-1], tf.shape(t)[1:]], 0))
 
 
 def functions(glow: Glow) -> Functions:

@@ -2,8 +2,11 @@
 
 `train` writes a run directory (`tfp_glow.runs`), for a number of epochs or
 a wall-clock budget; `evaluate` and `evaluate_run` give held-out bits/dim
-with a standard error. A config with a `context` trains a conditional Glow
-p(x | context) on dicts of `tfp_glow.data.load(..., context=...)`.
+with a standard error, and with `num_samples=K > 1` the importance-weighted
+bound beside it. A config with a `context` trains a conditional Glow
+p(x | context) on dicts of `tfp_glow.data.load(..., context=...)`; one with
+`dequantization='variational'` trains (and evaluates) the variational bound
+of a learned noise q(u | x).
 """
 
 import collections
@@ -20,6 +23,7 @@ from tfp_glow import data
 from tfp_glow import images as images_lib
 from tfp_glow import presets
 from tfp_glow import runs
+from tfp_glow.dequantizer import VariationalDequantizer
 from tfp_glow.glow import Glow
 from tfp_glow.tasks import _common
 from tfp_glow.tasks import grids
@@ -29,12 +33,23 @@ from tfp_glow.training import default_optimizer
 from tfp_glow.training._keras import keras
 
 __all__ = ['Evaluation', 'TrainResult', 'build_glow', 'build_model', 'train',
-           'evaluate', 'bits_per_dim_values', 'evaluate_run']
+           'evaluate', 'bits_per_dim_values', 'bits_per_dim_draws',
+           'evaluate_run']
 
 _GRID_ROWS = 10   # Held-out examples in the grids of a conditional run.
 
 Evaluation = collections.namedtuple(
-    'Evaluation', ['bits_per_dim', 'standard_error', 'num_images'])
+    'Evaluation',
+    ['bits_per_dim', 'standard_error', 'num_images', 'dequantization',
+     'num_samples', 'importance_weighted_bits_per_dim',
+     'importance_weighted_standard_error'],
+    defaults=('uniform', 1, None, None))
+Evaluation.__doc__ = """Held-out bits/dim of `evaluate`: the mean over the
+images and its standard error, the number of images, the dequantization
+(`'uniform'`, or `'variational'`: then `bits_per_dim` is the single-sample
+variational bound, the ELBO in bits), and for `num_samples` K > 1 the mean
+and standard error of the K-sample importance-weighted bound (`None` for
+K = 1)."""
 TrainResult = collections.namedtuple(
     'TrainResult',
     ['run_dir', 'epochs', 'evaluation', 'samples', 'seconds', 'steps'])
@@ -68,7 +83,8 @@ def build_model(config: presets.Config,
   the cosine decays over the budget instead.
   """
   model = GlowModel(build_glow(config), init_batch_size=config.init_batch_size,
-                    noise_seed=config.seed, weight_y=config.weight_y)
+                    noise_seed=config.seed, weight_y=config.weight_y,
+                    dequantization=config.dequantization)
   learning_rate = config.learning_rate
   if config.lr_schedule == 'cosine' and progress is not None:
     learning_rate = _BudgetCosine(learning_rate, progress)
@@ -85,7 +101,8 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
           resume: bool = False, epochs: Optional[int] = None,
           data_dir: Optional[str] = None, verbose: Union[int, str] = 1,
           grid_scale: Optional[int] = None,
-          max_seconds: Optional[float] = None) -> TrainResult:
+          max_seconds: Optional[float] = None,
+          eval_num_samples: int = 1) -> TrainResult:
   """Trains a Glow into `run_dir`; returns held-out bits/dim and sample paths.
 
   Each epoch appends to `metrics.csv` (Keras `CSVLogger`: loss,
@@ -99,7 +116,10 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
   a conditional Glow p(x | context) on `{'images', 'context'}` batches; its
   grids, `samples/epoch_NNN.png` and `samples/context_samples.png`, show per
   row the context, samples at temperatures 0.5 and 0.8 and the true image
-  of one of 10 held-out examples (`grids.context_sample_grid`).
+  of one of 10 held-out examples (`grids.context_sample_grid`). A config
+  with `dequantization='variational'` trains q(u | x) with the Glow (both
+  in the checkpoints, `runs.load_dequantizer`); its loss and every
+  bits/dim reported is then the variational bound.
 
   Args:
     run_dir: the run directory (created if needed).
@@ -120,6 +140,9 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
       whichever comes first. A `'cosine'` schedule then decays over the
       budget left after the first (tracing) step, by elapsed time, so such
       a run is not reproducible step for step. Default value: `None`.
+    eval_num_samples: Python `int` K >= 1: the final held-out evaluation
+      adds the K-sample importance-weighted bound (`evaluate`); the
+      per-epoch ones stay single-sample. Default value: `1`.
 
   Returns:
     A `TrainResult(run_dir, epochs, evaluation, samples, seconds, steps)`.
@@ -128,7 +151,7 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
     FileExistsError: if `run_dir` holds checkpoints and `resume` is False.
     FileNotFoundError: if `resume` and `run_dir` has no checkpoint.
     PermissionError: if `run_dir` is not writable.
-    ValueError: for a bad config or `grid_scale`.
+    ValueError: for a bad config, `grid_scale` or `eval_num_samples`.
     FloatingPointError: if training stopped on a non-finite loss/gradient.
 
   #### Examples
@@ -146,6 +169,7 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
     _validation.positive_int('grid_scale', grid_scale)
   if max_seconds is not None:
     _validation.positive_float('max_seconds', max_seconds)
+  _validation.positive_int('eval_num_samples', eval_num_samples)
   scale = images_lib.grid_scale(config.image_shape[0], grid_scale)
   steps = _steps_per_epoch(config, data_dir)
   budget = None if max_seconds is None else _Budget(max_seconds)
@@ -155,7 +179,8 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
     model.optimizer.build(model.trainable_variables)
     manager.checkpoint.restore(
         manager.latest_checkpoint).assert_existing_objects_matched()
-  runs.write_config(run_dir, model.glow, config.to_dict())
+  runs.write_config(run_dir, model.glow, config.to_dict(),
+                    dequantizer=model.dequantizer)
   first_epoch = int(manager.epoch.numpy())
   train_data = _training_data(config, first_epoch, steps, data_dir)
   held_out = _held_out_data(config, data_dir)
@@ -170,8 +195,11 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
   if message:
     raise FloatingPointError(f'training stopped: {message}')
   done = int(manager.epoch.numpy())   # < config.epochs if the budget ended.
-  evaluation = evaluations.get(done) or evaluate(
-      model.glow, held_out, seed=config.seed)
+  evaluation = evaluations.get(done)
+  if evaluation is None or eval_num_samples > 1:
+    evaluation = evaluate(model.glow, held_out, seed=config.seed,
+                          num_samples=eval_num_samples,
+                          dequantizer=model.dequantizer)
   runs.write_evaluation(run_dir, dict(
       evaluation._asdict(), split=data.held_out_split(config.dataset),
       epochs=done))
@@ -180,42 +208,88 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
                      int(model.optimizer.iterations.numpy()))
 
 
-def evaluate(glow: Glow, dataset: Iterable, *, seed: int = 0) -> Evaluation:
+def evaluate(glow: Glow, dataset: Iterable, *, seed: int = 0,
+             num_samples: int = 1,
+             dequantizer: Optional[VariationalDequantizer] = None
+             ) -> Evaluation:
   """Bits/dim of every image of `dataset`: mean and standard error.
 
-  One uniform dequantization per image (openai/glow's test number), batch
-  `i` drawn with the stateless seed `(seed, i)`; the standard error is
-  `std / sqrt(N)` over the N images.
+  One dequantization per image (openai/glow's test number), batch `i` drawn
+  with the stateless seed `(seed, i)`; the standard error is
+  `std / sqrt(N)` over the N images. The noise is uniform, or with a
+  `dequantizer` u ~ q(u | x): the figure is then the single-sample
+  variational bound (the ELBO in bits). With `num_samples=K > 1` the
+  evaluation adds the K-sample importance-weighted bound, its proposal the
+  same noise (`bits_per_dim_values`), a tighter bound on -log P(x) / (D ln 2)
+  on average.
 
   Args:
     glow: a `tfp_glow.Glow`.
     dataset: batches of integer images, `(images, labels)`, or dicts
       `{'images'[, 'labels'][, 'context']}` (a conditional Glow's).
     seed: Python `int`. Default value: 0.
+    num_samples: Python `int` K >= 1. Default value: 1.
+    dequantizer: `None` (uniform noise), or the run's
+      `VariationalDequantizer` (`runs.load_dequantizer`). Default value:
+      `None`.
 
   Returns:
-    `Evaluation(bits_per_dim, standard_error, num_images)`.
+    `Evaluation(bits_per_dim, standard_error, num_images, dequantization,
+    num_samples, importance_weighted_bits_per_dim,
+    importance_weighted_standard_error)`.
+
+  Raises:
+    TypeError, ValueError: for a bad `num_samples` or `dequantizer`.
 
   #### Examples
 
   ```python
   test = data.load('mnist_offline', 'test', batch_size=250)
   evaluate(runs.load_glow('runs/mnist_offline'), test)
+  evaluate(runs.load_glow('runs/v'), test, num_samples=16,
+           dequantizer=runs.load_dequantizer('runs/v'))
   ```
   """
-  values = bits_per_dim_values(glow, dataset, seed=seed)
+  _checked_bound(glow, num_samples, dequantizer)
+  single = _mean_and_stderr(bits_per_dim_values(glow, dataset, seed=seed,
+                                                dequantizer=dequantizer))
+  weighted = (None, None)
+  if num_samples > 1:
+    weighted = _mean_and_stderr(bits_per_dim_values(
+        glow, dataset, seed=seed, num_samples=num_samples,
+        dequantizer=dequantizer))[:2]
+  return Evaluation(*single,
+                    'uniform' if dequantizer is None else 'variational',
+                    num_samples, *weighted)
+
+
+def _mean_and_stderr(values):
+  """`(mean, standard error, count)` of a 1-D array, as Python numbers."""
   stderr = (values.std(ddof=1) / math.sqrt(values.size) if values.size > 1
             else math.nan)
-  return Evaluation(float(values.mean()), float(stderr), int(values.size))
+  return float(values.mean()), float(stderr), int(values.size)
 
 
-def bits_per_dim_values(glow: Glow, dataset: Iterable, *,
-                        seed: int = 0) -> np.ndarray:
+def bits_per_dim_values(
+    glow: Glow, dataset: Iterable, *, seed: int = 0, num_samples: int = 1,
+    dequantizer: Optional[VariationalDequantizer] = None) -> np.ndarray:
   """The bits/dim of every image of `dataset`, as `evaluate` draws them.
 
   Two models evaluated on the same batches with the same `seed` see the same
   dequantization noise, so their per-image differences are paired: their
-  standard error is far smaller than that of either mean.
+  standard error is far smaller than that of either mean. With `num_samples`
+  K > 1, the K-sample importance-weighted bound of each image over its K
+  draws of `bits_per_dim_draws`, `b_k` in bits (D dimensions):
+
+  ```none
+  -log((1/K) sum_k 2**(-D b_k)) / D      (log-mean-exp, in float64)
+  b_k = -log p(x + u_k) / (D ln 2),                   u_k ~ U[0, 1)^D
+  b_k = -(log p(x + u_k) - log q(u_k | x)) / (D ln 2), u_k ~ q(u | x)
+  ```
+
+  It never exceeds the mean of the image's own K values (Jensen), and it
+  bounds -log P(x) / (D ln 2) from above, tighter on average as K grows.
+  K = 1 is the single-sample value `b_1`.
 
   Args:
     glow: a `tfp_glow.Glow`.
@@ -223,36 +297,102 @@ def bits_per_dim_values(glow: Glow, dataset: Iterable, *,
       (labels of an unconditional Glow, a context of a Glow without one) is
       ignored.
     seed: Python `int`. Default value: 0.
+    num_samples: Python `int` K >= 1. Default value: 1.
+    dequantizer: `None` (uniform noise) or a `VariationalDequantizer` of
+      the Glow (q as proposal). Default value: `None`.
 
   Returns:
     float64 numpy array `[N]`, one value per image, in dataset order.
+
+  Raises:
+    TypeError, ValueError: for a bad `num_samples` or `dequantizer`.
   """
-  bits_per_dim = _common.functions(glow).bits_per_dim
+  draws = bits_per_dim_draws(glow, dataset, seed=seed, num_samples=num_samples,
+                             dequantizer=dequantizer)
+  if num_samples == 1:
+    return draws[0]
+  nats = -draws * (glow.num_dims * math.log(2.0))
+  top = nats.max(axis=0)
+  log_mean = top + np.log(np.mean(np.exp(nats - top), axis=0))
+  return -log_mean / (glow.num_dims * math.log(2.0))
+
+
+def bits_per_dim_draws(
+    glow: Glow, dataset: Iterable, *, seed: int = 0, num_samples: int = 1,
+    dequantizer: Optional[VariationalDequantizer] = None) -> np.ndarray:
+  """Single-sample bits/dim of `num_samples` dequantization draws per image.
+
+  Batch `i` of N images runs as one batch of K * N (the images repeated K
+  times, K times the memory), drawn with the stateless seed `(seed, i)`:
+  `Glow.bits_per_dim` (u ~ U[0, 1)^D), or with a `dequantizer`
+  `dequantizer.bits_per_dim(glow, ...)` (u ~ q(u | x), the ELBO; the same
+  draws as its `num_samples=K`). Draw 0 of K = 1 is `evaluate`'s figure.
+
+  Args:
+    glow: a `tfp_glow.Glow`.
+    dataset: batches as `evaluate` takes.
+    seed: Python `int`. Default value: 0.
+    num_samples: Python `int` K >= 1. Default value: 1.
+    dequantizer: `None` or a `VariationalDequantizer` of the Glow. Default
+      value: `None`.
+
+  Returns:
+    float64 numpy array `[K, N]`: draw k of image n.
+
+  Raises:
+    TypeError, ValueError: for a bad `num_samples` or `dequantizer`.
+  """
+  _checked_bound(glow, num_samples, dequantizer)
+  draws = _common.functions(glow).draws(num_samples, dequantizer)
   values = []
   for i, batch in enumerate(dataset):
     parts = _common.batch_parts(batch, glow, 'tasks.evaluate')
-    values.append(bits_per_dim(parts, tf.constant([seed, i], tf.int32)).numpy())
-  return np.concatenate(values).astype(np.float64)
+    values.append(draws(parts, tf.constant([seed, i], tf.int32)).numpy())
+  return np.concatenate(values, axis=1).astype(np.float64)
+
+
+def _checked_bound(glow, num_samples, dequantizer):
+  """Raises unless `num_samples` is an int >= 1 and `dequantizer` fits."""
+  _validation.positive_int('num_samples', num_samples)
+  if dequantizer is None:
+    return
+  if not isinstance(dequantizer, VariationalDequantizer):
+    raise TypeError('`dequantizer` must be None or a VariationalDequantizer; '
+                    f'got {type(dequantizer).__name__}.')
+  config = dequantizer.get_config()
+  fits = (tuple(config['image_shape']), config['num_bits'], config['dtype'])
+  wanted = (tuple(glow.image_shape), glow.num_bits, glow.dtype.name)
+  if fits != wanted:
+    raise ValueError(
+        "`dequantizer` must have the Glow's image_shape, num_bits and dtype "
+        f'{wanted}; got a dequantizer of {fits}.')
 
 
 def evaluate_run(run_dir: str, split: Optional[str] = None, *,
                  batch_size: Optional[int] = None,
                  num_examples: Optional[int] = None,
-                 data_dir: Optional[str] = None, seed: int = 0) -> Evaluation:
+                 data_dir: Optional[str] = None, seed: int = 0,
+                 num_samples: int = 1) -> Evaluation:
   """`evaluate` of the newest checkpoint of `run_dir` on a split of its data.
 
   `split` defaults to the dataset's held-out split, `batch_size` and
-  `num_examples` to the run's evaluation settings.
+  `num_examples` to the run's evaluation settings. A variational run is
+  evaluated with its q(u | x) (`runs.load_dequantizer`); `num_samples` K > 1
+  adds the K-sample importance-weighted bound (K times the memory of a
+  batch: lower `batch_size` if it does not fit).
   """
+  _validation.positive_int('num_samples', num_samples)
   config = presets.Config.from_dict(runs.read_training_config(run_dir))
   glow = runs.load_glow(run_dir)
+  dequantizer = runs.load_dequantizer(run_dir)
   dataset = data.load(
       config.dataset, split or data.held_out_split(config.dataset),
       batch_size=batch_size or config.eval_batch_size,
       image_size=config.image_size, num_bits=config.num_bits,
       labels=config.conditional, context=config.context, data_dir=data_dir,
       cache=False, num_examples=num_examples or config.eval_examples)
-  return evaluate(glow, dataset, seed=seed)
+  return evaluate(glow, dataset, seed=seed, num_samples=num_samples,
+                  dequantizer=dequantizer)
 
 
 def _train_config(run_dir, config, resume, epochs):
@@ -312,7 +452,8 @@ def _callbacks(model, config, run_dir, manager, held_out, evaluations,
   glow = model.glow
 
   def on_epoch_end(epoch, logs):
-    evaluation = evaluate(glow, held_out, seed=config.seed)
+    evaluation = evaluate(glow, held_out, seed=config.seed,
+                          dequantizer=model.dequantizer)
     evaluations[epoch + 1] = evaluation
     if logs is not None:
       logs['val_bits_per_dim'] = evaluation.bits_per_dim
