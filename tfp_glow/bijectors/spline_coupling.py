@@ -107,8 +107,11 @@ class SplineCoupling(_coupling.Coupling):
     width = 2.0 * self._bound
 
     def bins(logits):
-      return tf.math.softmax(logits, axis=-1) * (
-          width * (1.0 - k * _MIN_BIN)) + width * _MIN_BIN
+      # Flattened: the CPU softmax kernel takes at most rank 5, and a batch
+      # of K dequantization draws `[K, N, H, W, C, k]` has rank 6.
+      probs = tf.reshape(tf.math.softmax(tf.reshape(logits, [-1, k])),
+                         tf.shape(logits))
+      return probs * (width * (1.0 - k * _MIN_BIN)) + width * _MIN_BIN
 
     slopes = tf.math.softplus(h_s + _SLOPE_SHIFT) + _MIN_SLOPE
     return tfp.bijectors.RationalQuadraticSpline(
