@@ -144,3 +144,16 @@ def test_a_bad_num_samples_is_a_clear_error():
   model = tfp_glow.GlowModel(make_small_glow(SHAPE), init_batch_size=16)
   with pytest.raises(ValueError, match='`num_samples` must be >= 1'):
     model.bits_per_dim(_images(4), num_samples=0)
+
+
+def test_q_noise_is_finite_at_the_ends_of_the_uniform_grid():
+  # The counter uniform's top value 1 - 2**-24: in float32 its cell midpoint
+  # rounds to 1.0 and the inverse CDF to +inf (a NaN loss in training).
+  from tfp_glow.training import dequantization  # pylint: disable=g-import-not-at-top
+  grid = tf.constant([0.0, 2.0**-24, 0.5, 1.0 - 2.0**-23, 1.0 - 2.0**-24])
+  eps = dequantization.normal_of_grid_uniform(grid, tf.float32)
+  assert bool(tf.reduce_all(tf.math.is_finite(eps)))
+  np.testing.assert_allclose(eps[0], -eps[-1], rtol=1e-6)
+  assert 5.0 < float(eps[-1]) < 5.6 and float(eps[2]) > 0.0
+  float32_midpoint = tf.math.ndtri(grid[-1] + 2.0**-25)
+  assert not bool(tf.math.is_finite(float32_midpoint))  # What it fixes.

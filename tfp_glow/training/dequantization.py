@@ -25,7 +25,7 @@ from tfp_glow.training import _distribute
 from tfp_glow.training import noise
 
 __all__ = ['bits_per_dim', 'importance_weighted_bits_per_dim',
-           'counter_normal', 'global_batch_normal']
+           'counter_normal', 'normal_of_grid_uniform', 'global_batch_normal']
 
 TensorLike = tf.types.experimental.TensorLike
 
@@ -34,11 +34,22 @@ def counter_normal(shape: TensorLike, seed: Sequence[TensorLike],
                    offset: TensorLike, dtype: tf.DType) -> tf.Tensor:
   """N(0, 1) noise, a pure function of `(seed, offset + i)` as `noise.uniform`.
 
-  The inverse CDF of the counter uniform, moved to the middle of its 2**-24
-  grid cell so that it never reaches 0 (values within +-5.4: the tails
-  beyond carry probability 7e-8).
+  The inverse CDF of the counter uniform (see `normal_of_grid_uniform`).
   """
-  u = noise.uniform(shape, seed, offset, tf.float32) + 2.0**-25
+  return normal_of_grid_uniform(noise.uniform(shape, seed, offset, tf.float64),
+                                dtype)
+
+
+def normal_of_grid_uniform(u: TensorLike, dtype: tf.DType) -> tf.Tensor:
+  """The normal's inverse CDF at the middle of `u`'s 2**-24 grid cell.
+
+  `u` holds multiples of 2**-24 in [0, 1); the midpoint `u + 2**-25` is never
+  0 or 1, so the values are finite, within +-5.4 (the tails beyond carry
+  probability 7e-8). In float64: in float32 the top cell's midpoint,
+  1 - 2**-25, rounds to 1.0, whose inverse CDF is +inf (which once made the
+  variational bound NaN after 664 training steps).
+  """
+  u = tf.cast(u, tf.float64) + 2.0**-25
   return tf.cast(tf.math.ndtri(u), dtype)
 
 
