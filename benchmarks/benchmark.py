@@ -5,7 +5,10 @@ Both models: L levels of K steps (ActNorm, LU 1x1 conv, affine coupling with a
 the same batch of dequantized images, the same tf_keras Adam, one
 `tf.function` training step each (forward + backward + optimizer). After a
 warm-up, the two steps are timed interleaved A B A B, and the medians and the
-ratio tfp_glow / tfb.Glow are printed. Peak memory is measured in a fresh
+ratio tfp_glow / tfb.Glow are printed, for tfp_glow in float32 and in mixed
+bfloat16 (`compute_dtype=tf.bfloat16`; tfb.Glow in float32 both times), with
+each step's trace time and graph size (ops, gradient bodies included); the
+CPU model and its bf16/AMX flags come first. Peak memory is measured in a fresh
 process per model that builds it and runs a few training steps: the peak of
 TensorFlow's CPU allocator over the steps (all tensors) and the peak resident
 set; it is also measured for tfp_glow with gradient checkpointing
@@ -15,11 +18,14 @@ set; it is also measured for tfp_glow with gradient checkpointing
     python benchmarks/benchmark.py --configs cifar-paper --memory-only
     python benchmarks/benchmark.py --budget-seconds 300   # held-out bits/dim
     python benchmarks/benchmark.py --ceiling             # the bound on the ratio
+    python benchmarks/benchmark.py --bf16-steps 1000     # bf16 vs float32 quality
 
 The budget mode trains both models on the offline MNIST default (28x28x1, the
 mnist configuration) for the same wall-clock time each, with the same
 optimizer (Adam 1e-3, 200 warmup steps, global-norm clipping at 5), and
-prints held-out bits/dim of the 500 test digits side by side.
+prints held-out bits/dim of the 500 test digits side by side. The bf16 mode
+trains tfp_glow in float32 and in mixed bfloat16 for the same number of steps
+on the same batches and prints both held-out figures and their difference.
 
 The ceiling mode times a step of the coupling networks alone (forward,
 backward, Adam, chained one after another as in the flow; no flow layer)
@@ -49,6 +55,9 @@ CONFIGS = {
 
 
 MODELS = ('tfp_glow', 'tfb.Glow')
+# Speed rows: float32 and mixed bfloat16 (`compute_dtype=tf.bfloat16`) side
+# by side, each against tfb.Glow's float32 step.
+SPEED_MODELS = ('tfp_glow', 'tfp_glow bf16', 'tfb.Glow')
 MEMORY_MODELS = MODELS + ('tfp_glow+recompute',)
 
 
@@ -86,6 +95,8 @@ def _build(name, config):
     return tfp_glow.Glow(shape, num_levels=levels, num_steps=steps,
                          hidden_channels=width, seed=0,
                          recompute_gradients=name.endswith('+recompute'),
+                         compute_dtype=(tf.bfloat16 if name.endswith(' bf16')
+                                        else None),
                          ), tf.identity
   glow = tfb.Glow(
       output_shape=shape, num_glow_blocks=levels, num_steps_per_block=steps,
@@ -150,11 +161,30 @@ def _time(fn, arg, calls):
   return time.perf_counter() - start
 
 
+def machine():
+  """The CPU model, its bf16/AMX flags and the load: ratios differ by CPU."""
+  import os  # pylint: disable=g-import-not-at-top
+  from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+  load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
+  return {'cpu': _hardware.cpu_model(), 'logical cores': os.cpu_count(),
+          'bf16/AMX flags': ' '.join(_hardware.bf16_flags()) or 'none',
+          "compute_dtype='auto' picks": _hardware.describe_auto(),
+          'load average (1, 5, 15 min)': load}
+
+
+def graph_ops(step, x):
+  """Ops of a traced step: its graph's nodes plus its function library's
+  (gradient and loop bodies), from the public GraphDef."""
+  graph_def = step.get_concrete_function(x).graph.as_graph_def()
+  return len(graph_def.node) + sum(len(f.node_def)
+                                   for f in graph_def.library.function)
+
+
 def speed(config, repeats, calls):
   """Interleaved training and sampling throughput; returns a result dict."""
   shape, *_, batch = CONFIGS[config]
   x = _batch(config)
-  models = {name: _build(name, config) for name in MODELS}
+  models = {name: _build(name, config) for name in SPEED_MODELS}
   result = {'config': config, 'batch': batch,
             'forward GFLOP per image': forward_gflop(config)}
   steps, samplers = {}, {}
@@ -167,6 +197,7 @@ def speed(config, repeats, calls):
     start = time.perf_counter()
     steps[name](x)
     result[f'{name} first step s (trace)'] = time.perf_counter() - start
+    result[f'{name} graph ops'] = graph_ops(steps[name], x)
     samplers[name]()
     _time(steps[name], x, 2)
   train = {name: [] for name in models}
@@ -180,6 +211,8 @@ def speed(config, repeats, calls):
       result[f'{name} {kind} img/s'] = float(np.median(values))
     result[f'{kind} ratio'] = (result[f'tfp_glow {kind} img/s']
                                / result[f'tfb.Glow {kind} img/s'])
+    result[f'bf16 {kind} ratio'] = (result[f'tfp_glow bf16 {kind} img/s']
+                                    / result[f'tfb.Glow {kind} img/s'])
   return result
 
 
@@ -319,16 +352,17 @@ def _held_out_bpd(name, dist, preprocess, test_images):
   return float(tf.reduce_mean(-log_prob / (num_dims * math.log(2.0)))) + shift
 
 
-def budget(seconds):
-  """Trains each model for `seconds` on offline MNIST; held-out bits/dim."""
+def budget(seconds=None, steps=None, models=MODELS):
+  """Trains each model for `seconds` (or `steps` steps) on offline MNIST, the
+  same batches and noise for each; held-out bits/dim."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_glow import data  # pylint: disable=g-import-not-at-top
   from tfp_glow.data import offline  # pylint: disable=g-import-not-at-top
   test_images, _ = offline.arrays('test')
   train = data.load(data.OFFLINE, 'train', batch_size=64, shuffle=True,
                     seed=0, epochs=None, drop_remainder=True)
-  result = {'budget s': seconds}
-  for name in MODELS:
+  result = {'budget s': seconds} if steps is None else {'budget steps': steps}
+  for name in models:
     dist, preprocess = _build(name, 'mnist')
     batches = iter(train)
     first = tf.cast(next(batches), tf.float32)
@@ -340,18 +374,23 @@ def budget(seconds):
     @tf.function
     def step(images, dist=dist, preprocess=preprocess, optimizer=optimizer,
              variables=variables):
-      x = tf.cast(images, tf.float32) + tf.random.uniform(tf.shape(images))
+      # Noise keyed on the step: every model sees the same noise.
+      seed = tf.stack([7, tf.cast(optimizer.iterations, tf.int32)])
+      x = tf.cast(images, tf.float32) + tf.random.stateless_uniform(
+          tf.shape(images), seed)
       with tf.GradientTape() as tape:
         loss = -tf.reduce_mean(dist.log_prob(preprocess(x)))
       optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
       return loss
 
     step(first)  # Trace outside the budget.
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
+    start, done = time.perf_counter(), 0
+    while (time.perf_counter() - start < seconds if steps is None
+           else done < steps):
       step(next(batches))
-      steps += 1
-    result[f'{name} steps'] = steps
+      done += 1
+    result[f'{name} steps'] = done
+    result[f'{name} seconds'] = time.perf_counter() - start
     result[f'{name} held-out bits/dim'] = _held_out_bpd(
         name, dist, preprocess, test_images)
   return result
@@ -372,6 +411,10 @@ def main(argv=None):
   parser.add_argument('--budget-seconds', type=float,
                       help='instead of speed: train each model this long on '
                       'offline MNIST and print held-out bits/dim')
+  parser.add_argument('--bf16-steps', type=int, metavar='N',
+                      help='instead of speed: train tfp_glow in float32 and '
+                      'in bfloat16 for N steps each on offline MNIST (same '
+                      'batches and noise) and print both held-out bits/dim')
   parser.add_argument('--ceiling', action='store_true',
                       help='instead of speed: time only the coupling networks '
                       '(forward, backward, Adam) against tfb.Glow\'s whole step')
@@ -385,6 +428,7 @@ def main(argv=None):
   if args.memory_child:
     print(json.dumps(peak_memory_child(configs[0], args.memory_child, 3)))
     return
+  print(json.dumps(machine(), indent=2), flush=True)
   if args.ceiling:
     for config in configs:
       print(json.dumps(ceiling(config, args.repeats, args.calls), indent=2),
@@ -392,6 +436,13 @@ def main(argv=None):
     return
   if args.budget_seconds:
     print(json.dumps(budget(args.budget_seconds), indent=2))
+    return
+  if args.bf16_steps:
+    result = budget(steps=args.bf16_steps, models=('tfp_glow', 'tfp_glow bf16'))
+    result['bf16 - float32 bits/dim'] = (
+        result['tfp_glow bf16 held-out bits/dim']
+        - result['tfp_glow held-out bits/dim'])
+    print(json.dumps(result, indent=2))
     return
   if args.no_memory and args.memory_only:
     parser.error('--no-memory and --memory-only exclude each other')

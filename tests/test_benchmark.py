@@ -45,6 +45,39 @@ def test_speed_reports_both_models_and_their_ratio(benchmark):
     assert ours > 0 and theirs > 0
     assert result[f'{kind} ratio'] == pytest.approx(ours / theirs)
   assert result['tfp_glow params'] > 0 and result['tfb.Glow params'] > 0
+  # The bf16 row: the same parameters, its own ratio against tfb.Glow.
+  assert result['tfp_glow bf16 params'] == result['tfp_glow params']
+  for kind in ('train', 'sample'):
+    assert result[f'bf16 {kind} ratio'] == pytest.approx(
+        result[f'tfp_glow bf16 {kind} img/s']
+        / result[f'tfb.Glow {kind} img/s'])
+  for name in benchmark.SPEED_MODELS:
+    assert result[f'{name} graph ops'] > 100
+    assert result[f'{name} first step s (trace)'] > 0
+
+
+def test_graph_ops_count_the_gradient_bodies_too(benchmark):
+  @tf.function
+  def plain(x):
+    return tf.reduce_sum(x * x)
+
+  @tf.function
+  def with_grad(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = plain(x)
+    return tape.gradient(y, x)
+
+  x = tf.ones([3])
+  assert benchmark.graph_ops(with_grad, x) > benchmark.graph_ops(plain, x)
+
+
+def test_machine_names_the_cpu_and_its_bf16_flags(benchmark):
+  info = benchmark.machine()
+  assert info['cpu'] and info['logical cores'] >= 1
+  assert info["compute_dtype='auto' picks"].split()[0] in ('bfloat16',
+                                                          'float32')
+  assert isinstance(info['bf16/AMX flags'], str)
 
 
 def test_ceiling_times_the_coupling_networks_alone(benchmark):

@@ -30,7 +30,8 @@ def _tier_of(module):
     return 'layers'
   if head in ('flow', 'glow', '_composite', 'dequantizer'):
     return 'model'
-  if head in ('_validation', '_inputs', '_context', 'vocabulary', 'images'):
+  if head in ('_validation', '_inputs', '_context', '_hardware', 'vocabulary',
+              'images'):
     return 'core'
   if head == 'data':
     return 'data'

@@ -50,6 +50,9 @@ _OVERRIDES = (
      f'{" or ".join(vocabulary.DEQUANTIZATIONS)} (Flow++: a learned noise '
      'q(u | x) trained with the Glow; the loss and the reported bits/dim '
      'are then the variational bound).'),
+    ('--compute-dtype', str, 'What the coupling networks compute in: auto '
+     '(bfloat16 on a CPU with AMX or AVX512-BF16 or a GPU of compute '
+     'capability >= 8.0, float32 elsewhere), float32, bfloat16 or float16.'),
     ('--epochs', int, 'Total epochs (full passes over the training split). '
      'With --resume: the new total.'),
     ('--batch-size', int, 'Training batch size.'),
@@ -65,6 +68,14 @@ _OVERRIDES = (
 
 # Flags renamed in v0.2, still accepted.
 _OLD_NAMES = {'--num-bits': ('--n-bits',)}
+
+
+def _compute(compute_dtype):
+  """What the networks compute in, for the header line."""
+  from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+  if compute_dtype == 'auto':
+    return 'auto: ' + _hardware.describe_auto()
+  return compute_dtype or 'float32'
 
 
 def _train(args):
@@ -103,7 +114,7 @@ def _train(args):
           f'{config.num_levels} levels x {config.num_steps} steps, width '
           f'{config.hidden_channels}, {config.coupling} coupling, '
           f'{config.dequantization} dequantization, {config.epochs} '
-          f'epochs{context}')
+          f'epochs{context}; computes in {_compute(config.compute_dtype)}')
   result = tasks.train(run_dir, config, resume=args.resume,
                        epochs=changes.get('epochs') if args.resume else None,
                        data_dir=args.data_dir, verbose=0 if args.quiet else 1,

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_glow import _hardware
 from tfp_glow import _inputs
 from tfp_glow import _validation
 from tfp_glow import bijectors as gb
@@ -62,7 +63,8 @@ class VariationalDequantizer(tf.Module):
     hidden_channels: Python `int`, width of `g`'s networks. Default value:
       `32`.
     dtype: `tf.float32` or `tf.float64`. Default value: `tf.float32`.
-    compute_dtype: `None`, `tf.bfloat16` or `tf.float16`, as in `Glow`.
+    compute_dtype: `None`, `tf.bfloat16`, `tf.float16` or `'auto'`, as in
+      `Glow`.
       Default value: `None`.
     seed: Python `int` or `None`. Default value: `None`.
     name: Python `str`. Default value: `'variational_dequantizer'`.
@@ -108,8 +110,7 @@ class VariationalDequantizer(tf.Module):
         hidden_channels=_validation.positive_int('hidden_channels',
                                                  hidden_channels),
         dtype=_validation.float_dtype(dtype).name,
-        compute_dtype=None if compute_dtype is None else tf.as_dtype(
-            compute_dtype).name,
+        compute_dtype=_hardware.check_compute_dtype(compute_dtype),
         seed=seed)
     self._image_shape = image_shape
     self._num_bits = num_bits
@@ -118,7 +119,8 @@ class VariationalDequantizer(tf.Module):
     self._context_shape = (height // 2, width // 2, 4 * channels)
     self._flow = flow.build_flow(
         image_shape, num_levels=1, num_steps=num_steps,
-        conditioner_fn=nn.glow_conditioner(hidden_channels, compute_dtype),
+        conditioner_fn=nn.glow_conditioner(
+            hidden_channels, _hardware.resolve_compute_dtype(compute_dtype)),
         num_bits=num_bits, dtype=self._dtype, seed=seed,
         context_shape=self._context_shape, pixel_space=False)
     # forward: eps -> f(eps) -> logits -> u; bijectors[0] is applied last.

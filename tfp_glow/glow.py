@@ -13,6 +13,7 @@ import tensorflow_probability as tfp
 
 from tfp_glow import _composite
 from tfp_glow import _context
+from tfp_glow import _hardware
 from tfp_glow import _inputs
 from tfp_glow import _validation
 from tfp_glow import bijectors as gb
@@ -116,9 +117,14 @@ class Glow(tfd.TransformedDistribution):
       Default value: `nn.glow_conditioner(hidden_channels)`.
     dtype: `tf.float32` or `tf.float64`, of every variable and of
       `log_prob`. Default value: `tf.float32`.
-    compute_dtype: `None`, `tf.bfloat16` or `tf.float16`: mixed precision,
-      the default coupling networks' hidden layers compute in this dtype while
-      variables, log-dets and `log_prob` stay in `dtype`. Default value: `None`.
+    compute_dtype: `None`, `tf.bfloat16`, `tf.float16` or `'auto'`: mixed
+      precision, the default coupling networks' convolutions compute in this
+      dtype while variables, log-dets and `log_prob` stay in `dtype`.
+      `'auto'` is bfloat16 where the hardware computes it natively (a CPU
+      with AMX or AVX512-BF16, a GPU of compute capability >= 8.0) and
+      `dtype` elsewhere, decided when the Glow is built and logged once
+      (logger `'tfp_glow'`); the `compute_dtype` property tells the choice,
+      `parameters` and `get_config()` keep `'auto'`. Default value: `None`.
     seed: Python `int` or `None`, seeds every initial value. Default value:
       `None`.
     recompute_gradients: Python `bool`, gradient checkpointing: each flow
@@ -185,6 +191,8 @@ class Glow(tfd.TransformedDistribution):
     context_shape = _context.check_context_shape(context_shape)
     vocabulary.check_num_bits(num_bits)
     dtype = _validation.float_dtype(dtype)
+    self._compute_dtype = (_hardware.resolve_compute_dtype(compute_dtype)
+                           or dtype)
     if not isinstance(recompute_gradients, bool):
       raise TypeError('`recompute_gradients` must be a bool; got '
                       f'{recompute_gradients!r}.')
@@ -197,7 +205,7 @@ class Glow(tfd.TransformedDistribution):
       bijector = flow.build_flow(
           image_shape, num_levels=num_levels, num_steps=num_steps,
           conditioner_fn=conditioner_fn or nn.glow_conditioner(
-              hidden_channels, compute_dtype),
+              hidden_channels, self._compute_dtype),
           coupling=coupling, permutation=permutation, learn_top=learn_top,
           num_classes=num_classes, num_bits=num_bits, dtype=dtype, seed=seed,
           recompute_gradients=recompute_gradients,
@@ -220,6 +228,12 @@ class Glow(tfd.TransformedDistribution):
   def image_shape(self) -> Tuple[int, int, int]:
     """`(H, W, C)` of the images."""
     return self._image_shape
+
+  @property
+  def compute_dtype(self) -> tf.DType:
+    """The dtype the default coupling networks compute in (`'auto'`
+    resolved; `dtype` without mixed precision)."""
+    return self._compute_dtype
 
   @property
   def num_levels(self) -> int:

@@ -15,6 +15,7 @@ model conditioned on each digit's 7x7 box-downsampled version
 import dataclasses
 from typing import Any, Mapping, Optional, Tuple
 
+from tfp_glow import _hardware
 from tfp_glow import _validation
 from tfp_glow import data
 from tfp_glow import vocabulary
@@ -48,6 +49,11 @@ class Config:
       `'variational'` (Flow++: a `dequantizer.VariationalDequantizer` q(u | x)
       trained with the Glow, and the loss and every reported bits/dim the
       variational bound); see `tfp_glow.GlowModel`.
+    compute_dtype: what the coupling networks compute in (`Glow`'s
+      `compute_dtype`): `'auto'` (bfloat16 where the hardware computes it
+      natively, float32 elsewhere), `'bfloat16'`, `'float16'`, or `None` /
+      `'float32'` (no mixed precision; runs written before v0.3 read as
+      `None`).
     weight_y: weight of the classification loss of a conditional model.
     batch_size: training batch size (the last partial batch is dropped).
     epochs: full passes over the training split (or `steps_per_epoch`
@@ -78,6 +84,7 @@ class Config:
   coupling: str = 'affine'
   permutation: str = 'lu'
   dequantization: str = 'uniform'
+  compute_dtype: Optional[str] = 'auto'
   learn_top: bool = True
   weight_y: float = 0.01
   batch_size: int = 64
@@ -120,6 +127,8 @@ class Config:
     values = dict(values)
     if 'n_bits' in values and 'num_bits' not in values:
       values['num_bits'] = values.pop('n_bits')
+    # Older runs trained in float32: resuming one keeps it so.
+    values.setdefault('compute_dtype', None)
     return replace(cls(**_required(values)), **values)
 
 
@@ -153,8 +162,8 @@ def check(config: Config) -> Config:
   Checks the dataset name, that the image size is divisible by
   `2**num_levels`, that a conditional model has a labelled dataset, the
   context (a known one, fitting the image size), the choices (coupling,
-  permutation, dequantization, optimizer, lr_schedule) and the ranges of the
-  integer fields.
+  permutation, dequantization, compute_dtype, optimizer, lr_schedule) and the
+  ranges of the integer fields.
   """
   height, width, _ = config.image_shape  # Checks dataset and image_size.
   if config.context is not None:  # A known context that fits the images.
@@ -176,6 +185,7 @@ def check(config: Config) -> Config:
   vocabulary.check_coupling(config.coupling)
   vocabulary.check_permutation(config.permutation)
   vocabulary.check_dequantization(config.dequantization)
+  _hardware.check_compute_dtype(config.compute_dtype)
   _validation.one_of('optimizer', config.optimizer, ('adam', 'adamax'))
   vocabulary.check_num_bits(config.num_bits, maximum=8)  # 8-bit sources.
   if config.conditional and not data.num_classes(config.dataset):

@@ -69,7 +69,7 @@ def build_glow(config: presets.Config) -> Glow:
               num_classes=(data.num_classes(config.dataset)
                            if config.conditional else None),
               context_shape=config.context_shape, num_bits=config.num_bits,
-              seed=config.seed)
+              compute_dtype=config.compute_dtype, seed=config.seed)
 
 
 def build_model(config: presets.Config,
