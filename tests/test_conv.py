@@ -65,8 +65,9 @@ def _trained_like(module):
 
 @pytest.mark.parametrize('net, in_channels', [
     (nn.ZeroConv2D(4, 6, tf.float32), 4),
+    (nn.ZeroConv2D(4, 5, tf.float32), 4),  # Odd: the gather fallback.
     (nn.GlowConditioner(2, 4, hidden_channels=8, seed=0), 2),
-], ids=['ZeroConv2D', 'GlowConditioner'])
+], ids=['ZeroConv2D', 'ZeroConv2D-odd', 'GlowConditioner'])
 def test_split_call_is_the_even_and_odd_channels(net, in_channels):
   _trained_like(net)
   x = tf.random.stateless_normal((2, 5, 5, in_channels), (5, 6))
@@ -74,3 +75,20 @@ def test_split_call_is_the_even_and_odd_channels(net, in_channels):
   even, odd = net.split_call(x)
   np.testing.assert_allclose(even, h[..., 0::2], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(odd, h[..., 1::2], rtol=1e-5, atol=1e-5)
+
+
+def test_split_call_gradients_are_the_sliced_call_gradients():
+  net = _trained_like(nn.ZeroConv2D(4, 6, tf.float32))
+  x = tf.random.stateless_normal((2, 5, 5, 4), (5, 6))
+  weights = tf.random.stateless_normal((2, 5, 5, 6), (7, 8))
+
+  def loss(even, odd):
+    return tf.reduce_sum(tf.concat([even, odd], -1) * weights)
+
+  with tf.GradientTape(persistent=True) as tape:
+    split = loss(*net.split_call(x))
+    h = net(x)
+    sliced = loss(h[..., 0::2], h[..., 1::2])
+  for v in net.trainable_variables:
+    np.testing.assert_allclose(tape.gradient(split, v),
+                               tape.gradient(sliced, v), rtol=1e-5, atol=1e-5)
