@@ -39,7 +39,7 @@ def conv2d(x, kernel, bias=None, activation=None):
   if activation is not None:
     y = activation(y)
   if y.shape.rank == 2:
-    y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], [out_channels]], 0))
+    y = _images_like(y, x)
   return y
 
 
@@ -65,6 +65,9 @@ def _rows(x):
 
 
 def _images_like(rows, x):
+  """`rows` `[N * H * W, c]` as images `[N, H, W, c]` of `x`'s batch."""
+  if x.shape[1:-1].is_fully_defined():  # One constant, not five shape ops.
+    return tf.reshape(rows, [-1] + x.shape[1:-1].as_list() + [rows.shape[-1]])
   return tf.reshape(rows, tf.concat([tf.shape(x)[:-1], [rows.shape[-1]]], 0))
 
 

@@ -36,6 +36,8 @@ def apply_flat(fn: Callable[..., Images], x: tf.Tensor,
 
 def event_dims(x: tf.Tensor) -> List[Union[int, tf.Tensor]]:
   """H, W, C of `x`: static ints where known (keeps shapes static), else dynamic."""
+  if x.shape[-3:].is_fully_defined():  # No shape op in the graph.
+    return x.shape[-3:].as_list()
   dynamic = tf.shape(x)
   return [x.shape[i] if x.shape[i] is not None else dynamic[i]
           for i in (-3, -2, -1)]
