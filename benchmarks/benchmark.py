@@ -352,6 +352,25 @@ def _held_out_bpd(name, dist, preprocess, test_images):
   return float(tf.reduce_mean(-log_prob / (num_dims * math.log(2.0)))) + shift
 
 
+def _budget_step(dist, preprocess, optimizer):
+  """A traced training step of `dist`, captured (a Glow is no argument)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  variables = dist.trainable_variables
+
+  @tf.function
+  def step(images):
+    # Noise keyed on the step: every model sees the same noise.
+    seed = tf.stack([7, tf.cast(optimizer.iterations, tf.int32)])
+    x = tf.cast(images, tf.float32) + tf.random.stateless_uniform(
+        tf.shape(images), seed)
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(dist.log_prob(preprocess(x)))
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return loss
+
+  return step
+
+
 def budget(seconds=None, steps=None, models=MODELS):
   """Trains each model for `seconds` (or `steps` steps) on offline MNIST, the
   same batches and noise for each; held-out bits/dim."""
@@ -368,21 +387,7 @@ def budget(seconds=None, steps=None, models=MODELS):
     first = tf.cast(next(batches), tf.float32)
     _initialize(name, dist, preprocess,
                 first + tf.random.stateless_uniform(first.shape, (5, 5)))
-    optimizer = _warmup_adam()
-    variables = dist.trainable_variables
-
-    @tf.function
-    def step(images, dist=dist, preprocess=preprocess, optimizer=optimizer,
-             variables=variables):
-      # Noise keyed on the step: every model sees the same noise.
-      seed = tf.stack([7, tf.cast(optimizer.iterations, tf.int32)])
-      x = tf.cast(images, tf.float32) + tf.random.stateless_uniform(
-          tf.shape(images), seed)
-      with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(dist.log_prob(preprocess(x)))
-      optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-      return loss
-
+    step = _budget_step(dist, preprocess, _warmup_adam())
     step(first)  # Trace outside the budget.
     start, done = time.perf_counter(), 0
     while (time.perf_counter() - start < seconds if steps is None

@@ -93,3 +93,12 @@ def test_memory_child_reports_tensor_and_resident_peaks(benchmark):
   benchmark.CONFIGS['small'] = ((16, 16, 1), 2, 1, 32, 64)
   tensors, rss = benchmark.peak_memory_child('small', 'tfp_glow', 1)
   assert 0.5 < tensors < rss
+
+
+def test_budget_trains_each_model_the_same_steps(benchmark, monkeypatch):
+  # The MNIST data at a tiny width; steps, not seconds, so nothing is timed.
+  monkeypatch.setitem(benchmark.CONFIGS, 'mnist', ((28, 28, 1), 2, 1, 8, 64))
+  result = benchmark.budget(steps=2, models=('tfp_glow', 'tfp_glow bf16'))
+  for name in ('tfp_glow', 'tfp_glow bf16'):
+    assert result[f'{name} steps'] == 2
+    assert 0 < result[f'{name} held-out bits/dim'] < 16
