@@ -213,7 +213,7 @@ PRESETS = {
     # version: p(28x28 digit | 7x7 digit), super-resolution (about as fast).
     'mnist_super_resolution': Config(
         dataset='mnist_offline', context='box4', num_levels=2, num_steps=8,
-        hidden_channels=64, epochs=12, batch_size=16, optimizer='adam',
+        hidden_channels=64, epochs=24, batch_size=16, optimizer='adam',
         learning_rate=3e-3, lr_schedule='cosine', warmup_steps=300,
         eval_batch_size=250, temperature=0.8),
     'mnist': _paper('mnist', num_levels=2, num_steps=32, epochs=100),
