@@ -389,11 +389,15 @@ def budget(seconds=None, steps=None, models=MODELS):
                 first + tf.random.stateless_uniform(first.shape, (5, 5)))
     step = _budget_step(dist, preprocess, _warmup_adam())
     step(first)  # Trace outside the budget.
-    start, done = time.perf_counter(), 0
+    start, done, reported = time.perf_counter(), 0, time.perf_counter()
     while (time.perf_counter() - start < seconds if steps is None
            else done < steps):
-      step(next(batches))
+      loss = step(next(batches))
       done += 1
+      if time.perf_counter() - reported > 30:  # Progress, on stderr.
+        reported = time.perf_counter()
+        print(f'{name}: {done} steps in {reported - start:.0f} s, loss '
+              f'{float(loss):.3f} nats/image', file=sys.stderr, flush=True)
     result[f'{name} steps'] = done
     result[f'{name} seconds'] = time.perf_counter() - start
     result[f'{name} held-out bits/dim'] = _held_out_bpd(

@@ -13,6 +13,11 @@ for the shape; every path gives the values and gradients of `tf.nn.conv2d`
   shifted taps, with matmul gradients: oneDNN's convolution and especially
   its filter gradient are slow with a handful of output channels.
 - any other kernel runs as `tf.nn.conv2d`.
+
+In bfloat16 and float16 the bias's gradient is summed in float32 (as a
+matmul) instead of by TensorFlow's `BiasAddGrad`, which accumulates in the
+low precision: over 16 images of 14x14 its bf16 bias gradient is off by most
+of its size (tests/test_conv.py).
 """
 
 import tensorflow as tf
@@ -22,6 +27,9 @@ __all__ = ['conv2d']
 # Output channels up to which a 3x3 kernel runs as taps (benchmarks/
 # conv_paths.py on a 2-core CPU: 1.1x-1.25x faster at 4 and 8, none at 12).
 _FEW_CHANNELS = 8
+
+# Dtypes whose bias gradient `BiasAddGrad` would accumulate in that dtype.
+_LOW_PRECISION = (tf.bfloat16, tf.float16)
 
 
 def conv2d(x, kernel, bias=None, activation=None):
@@ -34,13 +42,59 @@ def conv2d(x, kernel, bias=None, activation=None):
     y = _conv3x3_as_taps(x, kernel)
   else:
     y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
-  if bias is not None:
-    y = tf.nn.bias_add(y, bias)
-  if activation is not None:
-    y = activation(y)
+  if bias is not None and y.dtype in _LOW_PRECISION:
+    y = _bias_add_summed_in_float32(y, bias, activation)
+  else:
+    if bias is not None:
+      y = tf.nn.bias_add(y, bias)
+    if activation is not None:
+      y = activation(y)
   if y.shape.rank == 2:
     y = _images_like(y, x)
   return y
+
+
+def _bias_add_summed_in_float32(y, bias, activation):
+  """`activation(bias_add(y, bias))`, the bias gradient summed in float32.
+
+  The activation is inside the custom gradient so that TensorFlow still fuses
+  the matmul or convolution with the bias add and the activation.
+  """
+
+  @tf.custom_gradient
+  def bias_add(y, bias):
+    out = tf.nn.bias_add(y, bias)
+    if activation is not None:
+      out = activation(out)
+
+    def grad(d_out):
+      if activation is None:
+        d_y = d_out
+      elif activation is tf.nn.relu:
+        d_y = tf.raw_ops.ReluGrad(gradients=d_out, features=out)
+      else:  # Any other activation: its gradient at the recomputed input.
+        pre_activation = tf.nn.bias_add(y, bias)
+        with tf.GradientTape() as tape:
+          tape.watch(pre_activation)
+          recomputed = activation(pre_activation)
+        d_y = tape.gradient(recomputed, pre_activation, output_gradients=d_out)
+      return d_y, _column_sums(d_y)
+
+    return out, grad
+
+  return bias_add(y, bias)
+
+
+def _column_sums(t):
+  """Sums of `t` over all but the last axis, accumulated in float32.
+
+  As a matmul of a row of ones: bf16 and fp16 matmuls accumulate in float32
+  (oneDNN, cuBLAS), and it is no slower than `BiasAddGrad`, where casting
+  `t` to float32 for a `tf.reduce_sum` cost a tenth of a bf16 training step.
+  """
+  rows = _rows(t)
+  num_rows = rows.shape[0] if rows.shape[0] is not None else tf.shape(rows)[0]
+  return tf.matmul(tf.ones([1, num_rows], t.dtype), rows)[0]
 
 
 def _as_taps(x, kernel):
@@ -50,14 +104,23 @@ def _as_taps(x, kernel):
           and out_channels <= _FEW_CHANNELS)
 
 
-def _shifted(x, reverse=False):
-  """The 9 copies `x_pad[:, a:a + H, b:b + W]` (a, b in 0..2) of a 'SAME' 3x3
-  window, in kernel order; `reverse` takes `x_pad[:, 2 - a:, 2 - b:]`."""
+def _window_slices(x, channels=None, reverse=False):
+  """The 9 slices `x_pad[:, a:a + H, b:b + W]` (a, b in 0..2) of a 'SAME' 3x3
+  window, in kernel order; `reverse` takes `x_pad[:, 2 - a:, 2 - b:]`.
+
+  With `channels`, slice k keeps only channels `k * channels ...
+  (k + 1) * channels` of it, in the same strided slice: slicing space first
+  and channels after would copy all 9 taps 9 times.
+  """
   height, width = x.shape[1], x.shape[2]
   padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
   offsets = [(2 - a, 2 - b) if reverse else (a, b)
              for a in range(3) for b in range(3)]
-  return [padded[:, i:i + height, j:j + width] for i, j in offsets]
+  if channels is None:
+    return [padded[:, i:i + height, j:j + width] for i, j in offsets]
+  return [padded[:, i:i + height, j:j + width,
+                 k * channels:(k + 1) * channels]
+          for k, (i, j) in enumerate(offsets)]
 
 
 def _rows(x):
@@ -81,11 +144,10 @@ def _conv3x3_as_taps(x, kernel):
   x_rows = _rows(x)
   taps = _images_like(tf.matmul(x_rows, taps_kernel), x)
   # y[i, j] = sum over taps (a, b) of taps[i + a - 1, j + b - 1, tap (a, b)].
-  y = tf.add_n([part[..., k * out_channels:(k + 1) * out_channels]
-                for k, part in enumerate(_shifted(taps))])
+  y = tf.add_n(_window_slices(taps, channels=out_channels))
 
   def grad(dy):
-    d_taps = _rows(tf.concat(_shifted(dy, reverse=True), axis=-1))
+    d_taps = _rows(tf.concat(_window_slices(dy, reverse=True), axis=-1))
     d_kernel = tf.matmul(x_rows, d_taps, transpose_a=True)
     d_kernel = tf.transpose(
         tf.reshape(d_kernel, [in_channels, 3, 3, out_channels]), [1, 2, 0, 3])
