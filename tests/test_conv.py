@@ -112,7 +112,7 @@ def _bias_gradient_error(conv, dtype, path, activation):
 
 
 @pytest.mark.parametrize('path', sorted(PATHS))
-@pytest.mark.parametrize('activation', [None, tf.nn.relu])
+@pytest.mark.parametrize('activation', [None, tf.nn.relu, tf.tanh])
 @pytest.mark.parametrize('dtype', [tf.bfloat16, tf.float16])
 def test_low_precision_bias_gradient_is_summed_in_float32(path, activation,
                                                           dtype):
