@@ -1,13 +1,28 @@
-"""Optimizers for Glow: Adam or Adamax with linear warmup and clipping."""
+"""Optimizers for Glow: Adam or Adamax with linear warmup and clipping.
+
+Under Keras 3, `default_optimizer` returns `FusedAdam` / `FusedAdamax`: Keras'
+own Adam and Adamax (same variables, same checkpoints, the same update up to
+float32 rounding: TF's kernels take `1 - float32(beta)`, 1.3e-5 relative off
+Keras' `1 - beta` at 0.999) whose dense update of each variable is one fused TensorFlow kernel
+(`ResourceApplyAdam` / `ResourceApplyAdaMax`, the kernels of TF's own
+optimizers) instead of about 30 small ops, with the step's scalars (the
+bias-correction powers, the cast rate) computed once per step instead of once
+per variable. A Glow has hundreds of small variables (229 at the offline
+default), so this takes ~6,400 ops out of a training step. tf_keras keeps its
+stock Adam and Adamax.
+"""
 
 from typing import Optional, Union
 
 import tensorflow as tf
 
 from tfp_glow import _validation
+from tfp_glow.training._keras import IS_LEGACY
 from tfp_glow.training._keras import keras
 
 __all__ = ['LinearWarmup', 'default_optimizer']
+if not IS_LEGACY:
+  __all__ += ['FusedAdam', 'FusedAdamax']
 
 _OPTIMIZERS = ('adam', 'adamax')
 
@@ -73,6 +88,101 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     return cls(**config)
 
 
+if not IS_LEGACY:
+
+  class _FusedUpdates:
+    """Mixin of a Keras 3 optimizer whose dense updates are fused kernels.
+
+    `apply` (Keras' public entry point, which `apply_gradients` calls) forgets
+    the previous step's scalars; the first `update_step` of a step computes
+    them, the others reuse them. Sparse (`tf.IndexedSlices`) gradients take
+    Keras' own update.
+    """
+
+    _step_scalars = None
+
+    def apply(self, grads, trainable_variables=None):
+      self._step_scalars = {}
+      try:
+        return super().apply(grads, trainable_variables)
+      finally:
+        self._step_scalars = None
+
+    def _scalars(self, learning_rate, dtype):
+      """The per-step scalars of variables of `dtype` (cached per step)."""
+      scalars = self._step_scalars
+      if scalars is None:  # update_step called outside apply: no cache.
+        return self._compute_scalars(learning_rate, dtype)
+      if dtype not in scalars:
+        scalars[dtype] = self._compute_scalars(learning_rate, dtype)
+      return scalars[dtype]
+
+    def _slots(self, variable):
+      """The handles of `variable`'s two slot variables."""
+      index = self._get_variable_index(variable)
+      return tuple(slots[index].value.handle for slots in self._slot_lists())
+
+  @keras.utils.register_keras_serializable(package='tfp_glow')
+  class FusedAdam(_FusedUpdates, keras.optimizers.Adam):
+    """Keras 3's `Adam`, each dense update one `ResourceApplyAdam` kernel.
+
+    Takes `keras.optimizers.Adam`'s arguments; `amsgrad=True` takes Keras' own
+    update. TF's kernel computes Keras' update: `m += (1 - b1) (g - m)`,
+    `v += (1 - b2) (g^2 - v)`, `var -= lr sqrt(1 - b2^t) / (1 - b1^t) m /
+    (sqrt(v) + eps)`.
+    """
+
+    def _slot_lists(self):
+      return self._momentums, self._velocities
+
+    def _compute_scalars(self, learning_rate, dtype):
+      step = tf.cast(self.iterations + 1, dtype)
+      beta_1 = tf.cast(self.beta_1, dtype)
+      beta_2 = tf.cast(self.beta_2, dtype)
+      return dict(beta1_power=tf.pow(beta_1, step),
+                  beta2_power=tf.pow(beta_2, step),
+                  lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+                  beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype))
+
+    def update_step(self, gradient, variable, learning_rate):
+      if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+        return super().update_step(gradient, variable, learning_rate)
+      m, v = self._slots(variable)
+      tf.raw_ops.ResourceApplyAdam(
+          var=variable.handle, m=m, v=v,
+          grad=tf.cast(gradient, variable.dtype),
+          **self._scalars(learning_rate, variable.dtype))
+
+  @keras.utils.register_keras_serializable(package='tfp_glow')
+  class FusedAdamax(_FusedUpdates, keras.optimizers.Adamax):
+    """Keras 3's `Adamax`, each dense update one `ResourceApplyAdaMax` kernel.
+
+    Takes `keras.optimizers.Adamax`'s arguments. TF's kernel computes Keras'
+    update: `m += (1 - b1) (g - m)`, `u = max(b2 u, |g|)`,
+    `var -= lr / (1 - b1^t) m / (u + eps)`.
+    """
+
+    def _slot_lists(self):
+      return self._m, self._u
+
+    def _compute_scalars(self, learning_rate, dtype):
+      step = tf.cast(self.iterations + 1, dtype)
+      beta_1 = tf.cast(self.beta_1, dtype)
+      return dict(beta1_power=tf.pow(beta_1, step),
+                  lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+                  beta2=tf.cast(self.beta_2, dtype),
+                  epsilon=tf.cast(self.epsilon, dtype))
+
+    def update_step(self, gradient, variable, learning_rate):
+      if isinstance(gradient, tf.IndexedSlices):
+        return super().update_step(gradient, variable, learning_rate)
+      m, u = self._slots(variable)
+      tf.raw_ops.ResourceApplyAdaMax(
+          var=variable.handle, m=m, v=u,
+          grad=tf.cast(gradient, variable.dtype),
+          **self._scalars(learning_rate, variable.dtype))
+
+
 def default_optimizer(learning_rate: float = 1e-3, *, warmup_steps: int = 500,
                       clip_norm: Optional[float] = 5.0,
                       kind: str = 'adam') -> keras.optimizers.Optimizer:
@@ -101,12 +211,15 @@ def default_optimizer(learning_rate: float = 1e-3, *, warmup_steps: int = 500,
   #### Examples
 
   >>> opt = default_optimizer(1e-3, warmup_steps=100, kind='adamax')
-  >>> type(opt).__name__
-  'Adamax'
+  >>> isinstance(opt, tf.keras.optimizers.Adamax)
+  True
   """
   _validation.one_of('kind', kind, _OPTIMIZERS)
   if clip_norm is not None:
     clip_norm = _validation.positive_float('clip_norm', clip_norm)
   schedule = LinearWarmup(learning_rate, warmup_steps)
-  cls = keras.optimizers.Adam if kind == 'adam' else keras.optimizers.Adamax
+  if IS_LEGACY:
+    cls = keras.optimizers.Adam if kind == 'adam' else keras.optimizers.Adamax
+  else:
+    cls = FusedAdam if kind == 'adam' else FusedAdamax
   return cls(learning_rate=schedule, global_clipnorm=clip_norm)
