@@ -59,7 +59,7 @@ class Functions:
     if num_samples not in table:
       table[num_samples] = tf.function(
           self._draws_fn(num_samples, dequantizer),
-          input_signature=self._signature)
+          input_signature=self._signature, autograph=False)
     return table[num_samples]
 
   def _draws_fn(self, num_samples, dequantizer):
@@ -101,7 +101,8 @@ class Functions:
                                  labels=labels,
                                  context=extra[0] if context else None)
 
-      self._samplers[key] = tf.function(draw, input_signature=signature)
+      self._samplers[key] = tf.function(draw, input_signature=signature,
+                                        autograph=False)
     return self._samplers[key]
 
 

@@ -195,7 +195,7 @@ class SampleGrid(keras.callbacks.Callback):
       if conditional:
         signature.append(tf.TensorSpec([num], tf.int32))
 
-      @tf.function(input_signature=signature)
+      @tf.function(input_signature=signature, autograph=False)
       def draw(temperature, seed, context, *labels):
         return glow.sample(num, temperature=temperature, seed=seed,
                            labels=labels[0] if labels else None,

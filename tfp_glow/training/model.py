@@ -504,6 +504,10 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     return guard.message(self._guard.index(), self.trainable_variables,
                           self._glow_paths)
 
+  # Not converted by autograph: this code branches on Python values only (and
+  # tf.cond), and converting it and all it calls took 4.4 s of the 12.8 s
+  # trace of the offline default's step. Subclasses' steps are converted.
+  @tf.autograph.experimental.do_not_convert
   def train_step(self, data: Batch) -> Dict[str, tf.Tensor]:
     images, labels, context = self._unpack(data, 'GlowModel.train_step')
     step = tf.cast(self.optimizer.iterations, tf.int64)
@@ -516,6 +520,7 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     self._guard.record(bad)
     return self._update_metrics(loss, bpd)
 
+  @tf.autograph.experimental.do_not_convert
   def test_step(self, data: Batch) -> Dict[str, tf.Tensor]:
     images, labels, context = self._unpack(data, 'GlowModel.test_step')
     loss, bpd = self._maybe_xla(self._test_loss)(images, labels, context)
