@@ -137,7 +137,10 @@ class InvertibleConv1x1(_base.GlowBijector):
     if not self._lu_decomposed:
       return tf.convert_to_tensor(self._weight)
     lower, upper = self._lu_factors()
-    return tf.gather(tf.matmul(lower, upper), self._permutation)
+    # P (L U) as a matmul by P = one_hot(perm) = eye[perm], exact (one 1 per
+    # row): its gradient is one matmul, where a row gather's turns sparse
+    # slices dense twice (11 graph ops more per flow step).
+    return tf.matmul(self._permutation_matrix(), tf.matmul(lower, upper))
 
   def inverse_weight(self) -> tf.Tensor:
     """W^-1, by two triangular solves (LU) or a matrix inverse (plain)."""
@@ -145,10 +148,14 @@ class InvertibleConv1x1(_base.GlowBijector):
       return tf.linalg.inv(self._weight)
     lower, upper = self._lu_factors()
     # W = P L U  =>  W^-1 = U^-1 L^-1 P^T, and P^T = eye[:, perm].
-    p_transpose = tf.gather(tf.eye(self._channels, dtype=self.dtype),
-                            self._permutation, axis=1)
+    p_transpose = self._permutation_matrix(transpose=True)
     l_inv_pt = tf.linalg.triangular_solve(lower, p_transpose, lower=True)
     return tf.linalg.triangular_solve(upper, l_inv_pt, lower=False)
+
+  def _permutation_matrix(self, transpose=False):
+    """P = eye[perm], or P^T = eye[:, perm], as one op."""
+    return tf.one_hot(self._permutation, self._channels, axis=0 if transpose
+                      else -1, dtype=self.dtype)
 
   def _log_abs_det_weight(self):
     if self._lu_decomposed:
