@@ -18,6 +18,7 @@ set; it is also measured for tfp_glow with gradient checkpointing
     python benchmarks/benchmark.py --configs cifar-paper --memory-only
     python benchmarks/benchmark.py --budget-seconds 300   # held-out bits/dim
     python benchmarks/benchmark.py --ceiling             # the bound on the ratio
+    python benchmarks/benchmark.py --trace --configs cifar-paper  # graph size
     python benchmarks/benchmark.py --bf16-steps 1000     # bf16 vs float32 quality
 
 The budget mode trains both models on the offline MNIST default (28x28x1, the
@@ -32,6 +33,11 @@ backward, Adam, chained one after another as in the flow; no flow layer)
 against tfb.Glow's whole step: a ratio no implementation of the architecture
 on TensorFlow's CPU kernels can beat; once in float32 and once with the
 networks' hidden layers in bfloat16 (the bound of `compute_dtype=bf16`).
+
+The trace mode builds each model's training step in a fresh process, once
+with tf_keras' Adam (as the speed rows) and once with tfp_glow's FusedAdam
+(Keras 3; one kernel per variable), and prints its graph ops and trace
+seconds (the first step's time less the second's) side by side.
 
 Speed claims come from this script's printed ratios, never from timed tests.
 """
@@ -60,6 +66,8 @@ MODELS = ('tfp_glow', 'tfb.Glow')
 # by side, each against tfb.Glow's float32 step.
 SPEED_MODELS = ('tfp_glow', 'tfp_glow bf16', 'tfb.Glow')
 MEMORY_MODELS = MODELS + ('tfp_glow+recompute',)
+# The trace rows' optimizers (see `trace`).
+TRACE_OPTIMIZERS = ('tf_keras Adam', 'FusedAdam')
 
 
 def forward_gflop(config):
@@ -118,10 +126,20 @@ def _batch(config):
   return pixels + tf.random.stateless_uniform(pixels.shape, (2, 3))
 
 
-def _train_step(dist, preprocess, num_dims):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def _optimizer(kind='tf_keras Adam'):
+  """Adam 1e-4 for a training step: tf_keras' stock Adam (the speed rows, for
+  both models), or `'FusedAdam'`, tfp_glow's Keras 3 Adam with one fused
+  kernel per variable (what `tfp_glow.GlowModel` trains with)."""
+  if kind == 'FusedAdam':
+    from tfp_glow.training import optimizers  # pylint: disable=g-import-not-at-top
+    return optimizers.FusedAdam(1e-4)
   import tf_keras  # pylint: disable=g-import-not-at-top
-  optimizer = tf_keras.optimizers.Adam(1e-4)
+  return tf_keras.optimizers.Adam(1e-4)
+
+
+def _train_step(dist, preprocess, num_dims, optimizer='tf_keras Adam'):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  optimizer = _optimizer(optimizer)
   variables = dist.trainable_variables
   optimizer.build(variables)  # Else the first call traces twice (new slots).
 
@@ -214,6 +232,55 @@ def speed(config, repeats, calls):
                                / result[f'tfb.Glow {kind} img/s'])
     result[f'bf16 {kind} ratio'] = (result[f'tfp_glow bf16 {kind} img/s']
                                     / result[f'tfb.Glow {kind} img/s'])
+  return result
+
+
+def trace_child(config, name, optimizer):
+  """Runs in a fresh process: model `name`'s training step under `optimizer`
+  (a `TRACE_OPTIMIZERS` name): its graph ops, the seconds of its first call
+  (Python trace, graph optimisation, one step) and of its second (one step).
+  """
+  x = _batch(config)
+  dist, preprocess = _build(name, config)
+  _initialize(name, dist, preprocess, x)
+  step = _train_step(dist, preprocess, math.prod(CONFIGS[config][0]),
+                     optimizer)
+  seconds = [_time(step, x, 1) for _ in range(2)]
+  return {'graph ops': graph_ops(step, x), 'first step s': seconds[0],
+          'next step s': seconds[1]}
+
+
+def _trace_in_subprocess(config, name, optimizer):
+  out = subprocess.run(
+      [sys.executable, __file__, '--trace-child', f'{name}|{optimizer}',
+       '--configs', config], capture_output=True, text=True, check=True)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def trace(config, child=_trace_in_subprocess):
+  """Graph ops and trace seconds (first step minus the next) of each model's
+  training step under each optimizer, each in a fresh process (`child`).
+
+  The optimizer's ops are per variable (tf_keras Adam: 37 per variable), and
+  tfp_glow keeps more, smaller variables than tfb.Glow (14 against 9 per
+  flow step), so both optimizers are shown: the stock one, the same for
+  both, and the fused one tfp_glow trains with, also applied to both.
+  """
+  from tfp_glow.training import _keras  # pylint: disable=g-import-not-at-top
+  result = {'config': config}
+  optimizers = (TRACE_OPTIMIZERS if not _keras.IS_LEGACY
+                else TRACE_OPTIMIZERS[:1])  # FusedAdam needs Keras 3.
+  for optimizer in optimizers:
+    for name in MODELS:
+      out = child(config, name, optimizer)
+      print(f'{name}, {optimizer}: {out}', file=sys.stderr, flush=True)
+      result[f'{name} {optimizer} graph ops'] = out['graph ops']
+      result[f'{name} {optimizer} trace s'] = (out['first step s']
+                                                - out['next step s'])
+    for kind in ('graph ops', 'trace s'):
+      result[f'{optimizer} {kind} ratio'] = (
+          result[f'tfp_glow {optimizer} {kind}']
+          / result[f'tfb.Glow {optimizer} {kind}'])
   return result
 
 
@@ -436,7 +503,12 @@ def main(argv=None):
   parser.add_argument('--ceiling', action='store_true',
                       help='instead of speed: time only the coupling networks '
                       '(forward, backward, Adam) against tfb.Glow\'s whole step')
+  parser.add_argument('--trace', action='store_true',
+                      help='instead of speed: graph ops and trace seconds of '
+                      'each model\'s step under tf_keras Adam and tfp_glow\'s '
+                      'FusedAdam, each in a fresh process')
   parser.add_argument('--memory-child', help=argparse.SUPPRESS)
+  parser.add_argument('--trace-child', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   configs = args.configs.split(',')
   for config in configs:
@@ -446,7 +518,14 @@ def main(argv=None):
   if args.memory_child:
     print(json.dumps(peak_memory_child(configs[0], args.memory_child, 3)))
     return
+  if args.trace_child:
+    print(json.dumps(trace_child(configs[0], *args.trace_child.split('|'))))
+    return
   print(json.dumps(machine(), indent=2), flush=True)
+  if args.trace:
+    for config in configs:
+      print(json.dumps(trace(config), indent=2), flush=True)
+    return
   if args.ceiling:
     for config in configs:
       print(json.dumps(ceiling(config, args.repeats, args.calls), indent=2),

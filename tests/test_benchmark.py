@@ -72,6 +72,19 @@ def test_graph_ops_count_the_gradient_bodies_too(benchmark):
   assert benchmark.graph_ops(with_grad, x) > benchmark.graph_ops(plain, x)
 
 
+def test_trace_counts_each_model_under_both_optimizers(benchmark):
+  result = benchmark.trace('tiny', child=benchmark.trace_child)  # In-process.
+  for name in benchmark.MODELS:
+    stock, fused = (result[f'{name} {optimizer} graph ops']
+                    for optimizer in benchmark.TRACE_OPTIMIZERS)
+    # One fused kernel per variable, where the stock Adam runs ~37 ops.
+    assert 100 < fused < stock - 20 * 10
+    assert isinstance(result[f'{name} FusedAdam trace s'], float)
+  assert result['FusedAdam graph ops ratio'] == pytest.approx(
+      result['tfp_glow FusedAdam graph ops']
+      / result['tfb.Glow FusedAdam graph ops'])
+
+
 def test_machine_names_the_cpu_and_its_bf16_flags(benchmark):
   info = benchmark.machine()
   assert info['cpu'] and info['logical cores'] >= 1
