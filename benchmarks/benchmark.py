@@ -19,6 +19,7 @@ set; it is also measured for tfp_glow with gradient checkpointing
     python benchmarks/benchmark.py --budget-seconds 300   # held-out bits/dim
     python benchmarks/benchmark.py --ceiling             # the bound on the ratio
     python benchmarks/benchmark.py --trace --configs cifar-paper  # graph size
+    python benchmarks/benchmark.py --profile             # where the time goes
     python benchmarks/benchmark.py --bf16-steps 1000     # bf16 vs float32 quality
 
 The budget mode trains both models on the offline MNIST default (28x28x1, the
@@ -38,6 +39,11 @@ The trace mode builds each model's training step in a fresh process, once
 with tf_keras' Adam (as the speed rows) and once with tfp_glow's FusedAdam
 (Keras 3; one kernel per variable), and prints its graph ops and trace
 seconds (the first step's time less the second's) side by side.
+
+The profile mode runs tfp_glow's training step (float32, then bf16) under
+TensorFlow's profiler and splits the ops' time into the networks (coupling and
+split-prior convolutions, by their name scopes), the flow layers with their
+log-dets, prior and loss, and the optimizer, against the step's wall time.
 
 Speed claims come from this script's printed ratios, never from timed tests.
 """
@@ -284,6 +290,79 @@ def trace(config, child=_trace_in_subprocess):
   return result
 
 
+# Name scopes of the coupling and split-prior networks' ops (tfp_glow.nn's
+# modules, and the custom gradients of tfp_glow._conv).
+_NETWORK_SCOPES = ('glow_conditioner', 'zero_conv2d', 'conv3x3_as_taps_grad',
+                   'bias_add_summed_in_float32_grad')
+PROFILE_MODELS = ('tfp_glow', 'tfp_glow bf16')
+
+
+def _part(op_name):
+  """The part of a tfp_glow training step that op `op_name` belongs to."""
+  if op_name.startswith('Adam') or '/Adam/' in op_name:
+    return 'optimizer'
+  if any(scope in op_name for scope in _NETWORK_SCOPES):
+    return 'networks (couplings, split priors)'
+  return 'flow layers, log-dets, prior, loss'
+
+
+def _op_events(logdir):
+  """`(op name, op type, seconds)` of each op the profile in `logdir` ran."""
+  import glob  # pylint: disable=g-import-not-at-top
+  # TensorFlow's own profile format; no public reader outside TensorBoard's
+  # plugin, so the proto module shipped inside TensorFlow reads it.
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
+  space = xplane_pb2.XSpace()
+  path, = glob.glob(f'{logdir}/**/*.xplane.pb', recursive=True)
+  with open(path, 'rb') as f:
+    space.ParseFromString(f.read())
+  for plane in space.planes:
+    for line in plane.lines:
+      if not line.name.startswith('tf_Compute'):  # The inter-op threads.
+        continue
+      for event in line.events:
+        name = plane.event_metadata[event.metadata_id].name
+        if ':' in name and not name.endswith(':Process'):
+          op_name, op_type = name.rsplit(':', 1)
+          yield op_name, op_type, event.duration_ps * 1e-12
+
+
+def profile(config, name='tfp_glow', steps=10):
+  """Where a tfp_glow training step's time goes, from TensorFlow's profiler:
+  the op time of each part (summed over the ops, ms per step), the step's
+  wall time, and the op types that take longest."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x = _batch(config)
+  dist, preprocess = _build(name, config)
+  _initialize(name, dist, preprocess, x)
+  step = _train_step(dist, preprocess, math.prod(CONFIGS[config][0]))
+  _time(step, x, 3)  # Trace and warm up.
+  logdir = tempfile.mkdtemp()
+  try:
+    tf.profiler.experimental.start(logdir)
+    wall = _time(step, x, steps) / steps
+    tf.profiler.experimental.stop()
+    parts, types = {}, {}
+    for op_name, op_type, seconds in _op_events(logdir):
+      part = _part(op_name)
+      parts[part] = parts.get(part, 0.0) + seconds * 1e3 / steps
+      types[op_type] = types.get(op_type, 0.0) + seconds * 1e3 / steps
+  finally:
+    shutil.rmtree(logdir, ignore_errors=True)
+  total = sum(parts.values())
+  result = {'config': config, 'model': name,
+            'step wall ms (profiled)': wall * 1e3, 'op ms per step': total}
+  for part, ms in sorted(parts.items(), key=lambda item: -item[1]):
+    result[f'{part} ms'] = ms
+    result[f'{part} share'] = ms / total
+  result['longest op types, ms'] = {
+      op_type: round(ms, 2)
+      for op_type, ms in sorted(types.items(), key=lambda item: -item[1])[:8]}
+  return result
+
+
 def _coupling_nets_step(config, compute_dtype=None):
   """A training step of only the coupling networks of the tfp_glow model
   (their hidden layers in `compute_dtype`, as `Glow(compute_dtype=)` runs
@@ -507,6 +586,10 @@ def main(argv=None):
                       help='instead of speed: graph ops and trace seconds of '
                       'each model\'s step under tf_keras Adam and tfp_glow\'s '
                       'FusedAdam, each in a fresh process')
+  parser.add_argument('--profile', action='store_true',
+                      help='instead of speed: profile tfp_glow\'s float32 and '
+                      'bf16 steps and print the op time of the networks, the '
+                      'flow layers and the optimizer')
   parser.add_argument('--memory-child', help=argparse.SUPPRESS)
   parser.add_argument('--trace-child', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
@@ -522,6 +605,11 @@ def main(argv=None):
     print(json.dumps(trace_child(configs[0], *args.trace_child.split('|'))))
     return
   print(json.dumps(machine(), indent=2), flush=True)
+  if args.profile:
+    for config in configs:
+      for name in PROFILE_MODELS:
+        print(json.dumps(profile(config, name), indent=2), flush=True)
+    return
   if args.trace:
     for config in configs:
       print(json.dumps(trace(config), indent=2), flush=True)

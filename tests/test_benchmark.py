@@ -85,6 +85,17 @@ def test_trace_counts_each_model_under_both_optimizers(benchmark):
       / result['tfb.Glow FusedAdam graph ops'])
 
 
+def test_profile_splits_the_op_time_into_the_step_parts(benchmark):
+  result = benchmark.profile('tiny', steps=2)
+  parts = ('networks (couplings, split priors)',
+           'flow layers, log-dets, prior, loss', 'optimizer')
+  # Each part ran ops (the networks found by their name scopes).
+  assert all(result[f'{part} ms'] > 0 for part in parts), result
+  assert sum(result[f'{part} ms'] for part in parts) == pytest.approx(
+      result['op ms per step'])
+  assert result['longest op types, ms']
+
+
 def test_machine_names_the_cpu_and_its_bf16_flags(benchmark):
   info = benchmark.machine()
   assert info['cpu'] and info['logical cores'] >= 1

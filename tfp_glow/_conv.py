@@ -69,9 +69,10 @@ def _bias_add_summed_in_float32(y, bias, activation):
       out = tf.nn.relu(out)
 
     def grad(d_out):
-      d_y = (tf.raw_ops.ReluGrad(gradients=d_out, features=out)
-             if inner_relu else d_out)
-      return d_y, _column_sums(d_y)
+      with tf.name_scope('bias_add_summed_in_float32_grad'):  # Else unscoped.
+        d_y = (tf.raw_ops.ReluGrad(gradients=d_out, features=out)
+               if inner_relu else d_out)
+        return d_y, _column_sums(d_y)
 
     return out, grad
 
@@ -141,11 +142,12 @@ def _conv3x3_as_taps(x, kernel):
   y = tf.add_n(_window_slices(taps, channels=out_channels))
 
   def grad(dy):
-    d_taps = _rows(tf.concat(_window_slices(dy, reverse=True), axis=-1))
-    d_kernel = tf.matmul(x_rows, d_taps, transpose_a=True)
-    d_kernel = tf.transpose(
-        tf.reshape(d_kernel, [in_channels, 3, 3, out_channels]), [1, 2, 0, 3])
-    dx = _images_like(tf.matmul(d_taps, taps_kernel, transpose_b=True), x)
-    return dx, d_kernel
+    with tf.name_scope('conv3x3_as_taps_grad'):  # Else its ops are unscoped.
+      d_taps = _rows(tf.concat(_window_slices(dy, reverse=True), axis=-1))
+      d_kernel = tf.matmul(x_rows, d_taps, transpose_a=True)
+      d_kernel = tf.transpose(
+          tf.reshape(d_kernel, [in_channels, 3, 3, out_channels]), [1, 2, 0, 3])
+      dx = _images_like(tf.matmul(d_taps, taps_kernel, transpose_b=True), x)
+      return dx, d_kernel
 
   return y, grad

@@ -224,9 +224,11 @@ class ZeroConv2D(tf.Module):
           tf.zeros([self.context_shape[0], out_channels], dtype),
           name='context_kernel')
 
+  @tf.Module.with_name_scope  # Its ops named for it (graphs, profiles).
   def __call__(self, x, context=None):
     return self._scaled_conv(x, context)
 
+  @tf.Module.with_name_scope
   def split_call(self, x, context=None):
     """`(h[..., 0::2], h[..., 1::2])` of `h = self(x)`, from one convolution."""
     channels = self.bias.shape[0]
@@ -291,9 +293,11 @@ class GlowConditioner(tf.Module):
           rng.normal(0.0, 0.05, (self.context_shape[0], hidden_channels))
           .astype(dtype.as_numpy_dtype), name='context_kernel')
 
+  @tf.Module.with_name_scope  # Its ops named for it (graphs, profiles).
   def __call__(self, x, context=None):
     return self.conv_out(self._hidden(x, context))
 
+  @tf.Module.with_name_scope
   def split_call(self, x: tf.Tensor, context: Optional[tf.Tensor] = None
                  ) -> Tuple[tf.Tensor, tf.Tensor]:
     """`(h[..., 0::2], h[..., 1::2])` of `h = self(x)`, without slicing."""
