@@ -204,12 +204,15 @@ def _serve(server, dtype):
     if server.context_spec is not None:
       inputs = inputs + [server.context_spec]
     method = _of_inputs(getattr(server, '_' + name), inputs)
-    declared = tf.function(method, input_signature=inputs)
+    # autograph=False: the served code branches on Python values only, and
+    # converting every TFP and tfp_glow function it calls costs trace time.
+    declared = tf.function(method, input_signature=inputs, autograph=False)
     functions[name] = declared.get_concrete_function()
     any_shape = [tf.TensorSpec(None, s.dtype, name=s.name)
                  if s.name in shaped else s for s in inputs]
     setattr(server, name, tf.function(
-        _checking(method, declared, name, shaped), input_signature=any_shape))
+        _checking(method, declared, name, shaped), input_signature=any_shape,
+        autograph=False))
   return functions
 
 
