@@ -342,8 +342,10 @@ def profile(config, name='tfp_glow', steps=10):
   logdir = tempfile.mkdtemp()
   try:
     tf.profiler.experimental.start(logdir)
-    wall = _time(step, x, steps) / steps
-    tf.profiler.experimental.stop()
+    try:
+      wall = _time(step, x, steps) / steps
+    finally:  # Never leave the process profiling.
+      tf.profiler.experimental.stop()
     parts, types = {}, {}
     for op_name, op_type, seconds in _op_events(logdir):
       part = _part(op_name)
