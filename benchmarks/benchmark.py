@@ -8,13 +8,17 @@ warm-up, the two steps are timed interleaved A B A B, and the medians and the
 ratio tfp_glow / tfb.Glow are printed, for tfp_glow in float32 and in mixed
 bfloat16 (`compute_dtype=tf.bfloat16`; tfb.Glow in float32 both times), with
 each step's trace time and graph size (ops, gradient bodies included); the
-CPU model and its bf16/AMX flags come first. Peak memory is measured in a fresh
+CPU model and its bf16/AMX flags come first. Threads: as `tfp-glow` runs,
+one thread per op and one op per core (`tfp_glow.configure_cpu_threads`),
+each batch as one chunk per core for both models (`--cpu-threads 0`:
+TensorFlow's default threading, one chunk). Peak memory is measured in a fresh
 process per model that builds it and runs a few training steps: the peak of
 TensorFlow's CPU allocator over the steps (all tensors) and the peak resident
 set; it is also measured for tfp_glow with gradient checkpointing
 (`recompute_gradients=True`).
 
     python benchmarks/benchmark.py                     # mnist and cifar-small
+    python benchmarks/benchmark.py --cpu-threads 0     # TensorFlow's threads
     python benchmarks/benchmark.py --configs cifar-paper --memory-only
     python benchmarks/benchmark.py --budget-seconds 300   # held-out bits/dim
     python benchmarks/benchmark.py --ceiling             # the bound on the ratio
@@ -34,6 +38,8 @@ backward, Adam, chained one after another as in the flow; no flow layer)
 against tfb.Glow's whole step: a ratio no implementation of the architecture
 on TensorFlow's CPU kernels can beat; once in float32 and once with the
 networks' hidden layers in bfloat16 (the bound of `compute_dtype=bf16`).
+It runs the networks as one chain of the whole batch, so it bounds a step of
+TensorFlow's default threading: run it with `--cpu-threads 0`.
 
 The trace mode builds each model's training step in a fresh process, once
 with tf_keras' Adam (as the speed rows) and once with tfp_glow's FusedAdam
@@ -143,6 +149,21 @@ def _optimizer(kind='tf_keras Adam'):
   return tf_keras.optimizers.Adam(1e-4)
 
 
+def _nll(dist, preprocess, x):
+  """Mean -log p(x) of a batch, as one independent chunk per core where each
+  op runs on one thread (`tfp_glow.training.chunks`; the same for every
+  model), else as one chain."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+  from tfp_glow.training import chunks  # pylint: disable=g-import-not-at-top
+
+  def nll(x):
+    per_image = -dist.log_prob(preprocess(x))
+    return tf.reduce_mean(per_image), per_image
+
+  return chunks.over_chunks(nll, _hardware.auto_batch_chunks(), x)[0]
+
+
 def _train_step(dist, preprocess, num_dims, optimizer='tf_keras Adam'):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   optimizer = _optimizer(optimizer)
@@ -152,8 +173,7 @@ def _train_step(dist, preprocess, num_dims, optimizer='tf_keras Adam'):
   @tf.function
   def step(x):
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(dist.log_prob(preprocess(x)))
-      loss = loss / (num_dims * math.log(2.0))
+      loss = _nll(dist, preprocess, x) / (num_dims * math.log(2.0))
     grads = tape.gradient(loss, variables)
     optimizer.apply_gradients(zip(grads, variables))
     return loss
@@ -189,11 +209,17 @@ def _time(fn, arg, calls):
 def machine():
   """The CPU model, its bf16/AMX flags and the load: ratios differ by CPU."""
   import os  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
   load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
+  threading = tf.config.threading
   return {'cpu': _hardware.cpu_model(), 'logical cores': os.cpu_count(),
           'bf16/AMX flags': ' '.join(_hardware.bf16_flags()) or 'none',
           "compute_dtype='auto' picks": _hardware.describe_auto(),
+          'threads (intra-op, inter-op; 0: default)': (
+              threading.get_intra_op_parallelism_threads(),
+              threading.get_inter_op_parallelism_threads()),
+          'chunks per batch': _hardware.auto_batch_chunks(),
           'load average (1, 5, 15 min)': load}
 
 
@@ -259,7 +285,8 @@ def trace_child(config, name, optimizer):
 def _trace_in_subprocess(config, name, optimizer):
   out = subprocess.run(
       [sys.executable, __file__, '--trace-child', f'{name}|{optimizer}',
-       '--configs', config], capture_output=True, text=True, check=True)
+       '--configs', config, *_threads_flag()], capture_output=True,
+      text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -469,8 +496,8 @@ def peak_memory(config):
   result = {}
   for name in MEMORY_MODELS:
     out = subprocess.run(
-        [sys.executable, __file__, '--memory-child', name, '--configs', config],
-        capture_output=True, text=True, check=True)
+        [sys.executable, __file__, '--memory-child', name, '--configs', config,
+         *_threads_flag()], capture_output=True, text=True, check=True)
     tensors, rss = json.loads(out.stdout.strip().splitlines()[-1])
     result[f'{name} peak tensor MiB'] = tensors
     result[f'{name} peak RSS MiB'] = rss
@@ -521,7 +548,7 @@ def _budget_step(dist, preprocess, optimizer):
     x = tf.cast(images, tf.float32) + tf.random.stateless_uniform(
         tf.shape(images), seed)
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(dist.log_prob(preprocess(x)))
+      loss = _nll(dist, preprocess, x)
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss
 
@@ -562,6 +589,23 @@ def budget(seconds=None, steps=None, models=MODELS):
   return result
 
 
+def _configure_threads(num_threads):
+  """As `tfp-glow` runs (`tfp_glow.configure_cpu_threads`); 0: TensorFlow's
+  default threading. Before TensorFlow runs any op."""
+  if num_threads != 0:
+    from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+    _hardware.configure_cpu_threads(num_threads)
+
+
+def _threads_flag():
+  """The `--cpu-threads` a child process runs with: this process's threads."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  threading = tf.config.threading
+  if threading.get_intra_op_parallelism_threads() != 1:
+    return ['--cpu-threads', '0']
+  return ['--cpu-threads', str(threading.get_inter_op_parallelism_threads())]
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--configs', default='mnist,cifar-small',
@@ -592,9 +636,16 @@ def main(argv=None):
                       help='instead of speed: profile tfp_glow\'s float32 and '
                       'bf16 steps and print the op time of the networks, the '
                       'flow layers and the optimizer')
+  parser.add_argument('--cpu-threads', type=int, metavar='N',
+                      help='one thread per op, N ops at once, each batch as '
+                      'N chunks (default: the cores, as tfp-glow runs); 0: '
+                      'TensorFlow\'s default threading, one chunk')
   parser.add_argument('--memory-child', help=argparse.SUPPRESS)
   parser.add_argument('--trace-child', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.cpu_threads is not None and args.cpu_threads < 0:
+    parser.error(f'--cpu-threads: must be >= 0; got {args.cpu_threads}')
+  _configure_threads(args.cpu_threads)
   configs = args.configs.split(',')
   for config in configs:
     if config not in CONFIGS:

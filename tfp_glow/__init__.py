@@ -18,11 +18,12 @@ those below it (`tests/test_layout.py` reads the imports and enforces it):
 
 from tfp_glow import bijectors
 from tfp_glow import nn
+from tfp_glow._hardware import configure_cpu_threads
 from tfp_glow.export import export_saved_model
 from tfp_glow.glow import Glow
 from tfp_glow.training.model import GlowModel
 
 __version__ = '0.1.0'
 
-__all__ = ['Glow', 'GlowModel', 'bijectors', 'export_saved_model', 'nn',
-           '__version__']
+__all__ = ['Glow', 'GlowModel', 'bijectors', 'configure_cpu_threads',
+           'export_saved_model', 'nn', '__version__']

@@ -5,23 +5,32 @@ AMX (`amx_bf16`) or AVX512-BF16 (`avx512_bf16`), oneDNN runs bf16
 convolutions and matmuls on them; on a GPU of compute capability 8.0 or more
 (Ampere and newer) tensor cores do. Elsewhere TensorFlow emulates bf16 and
 float32 is faster, so `'auto'` picks float32 there.
+
+On a CPU, `configure_cpu_threads()` runs each TensorFlow op on one thread
+and one op per core at once, and `auto_batch_chunks()` is then the number
+of independent chunks `GlowModel` splits a batch into (one chain per core;
+see `tfp_glow.training.chunks`).
 """
 
 import functools
 import logging
+import os
 from typing import FrozenSet, Optional, Tuple
 
 import tensorflow as tf
 
 __all__ = ['cpu_model', 'cpu_flags', 'bf16_flags', 'native_bfloat16',
            'check_compute_dtype', 'resolve_compute_dtype', 'describe_auto',
-           'COMPUTE_DTYPES']
+           'configure_cpu_threads', 'auto_batch_chunks', 'COMPUTE_DTYPES']
 
 # What `compute_dtype` may be: 'auto', None (= the variables' dtype) or one of
 # these names (or the matching tf.DType).
 COMPUTE_DTYPES = ('bfloat16', 'float16', 'float32', 'float64')
 
 _BF16_CPU_FLAGS = ('amx_bf16', 'avx512_bf16')
+# `configure_cpu_threads()`'s default: the cores, at most this many (each is
+# a chunk of the batch, a copy of the step's graph; measured on 2 cores only).
+_MAX_DEFAULT_THREADS = 8
 _CPUINFO = '/proc/cpuinfo'
 _logger = logging.getLogger('tfp_glow')
 
@@ -134,3 +143,75 @@ def describe_auto() -> str:
   """One line for reports: what `'auto'` picks here and why."""
   native, reason = native_bfloat16()
   return f"{'bfloat16' if native else 'float32'} ({reason})"
+
+
+def _num_cores() -> int:
+  """The logical cores this process may run on."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
+def configure_cpu_threads(num_threads: Optional[int] = None) -> bool:
+  """Runs each TensorFlow CPU op on one thread, `num_threads` ops at once.
+
+  With TensorFlow's default threading every op is split over all cores; a
+  Glow's many small ops (its flow layers and log-dets) then spend more in
+  synchronisation than they gain. One thread per op and one op per core,
+  with `GlowModel` splitting each batch into one chain per core
+  (`batch_chunks='auto'`), keeps every core busy (the README's
+  Performance section has the measured steps). Process-wide, so call it
+  first, before TensorFlow runs any op; with a GPU visible nothing is
+  changed.
+
+  >>> import tfp_glow
+  >>> tfp_glow.configure_cpu_threads()   # doctest: +SKIP
+
+  Args:
+    num_threads: Python `int` >= 1, ops run at once, or `None` for the
+      cores this process may use, at most 8 (measured on 2 cores only: on
+      many cores TensorFlow's default threading may serve better).
+      Default value: `None`.
+
+  Returns:
+    `True` if the threads were set, `False` if a GPU is visible.
+
+  Raises:
+    ValueError: if `num_threads` is not a positive int.
+    RuntimeError: if TensorFlow already started with other threads.
+  """
+  if num_threads is not None and (
+      isinstance(num_threads, bool) or not isinstance(num_threads, int)
+      or num_threads < 1):
+    raise ValueError('`num_threads` must be None or an int >= 1; got '
+                     f'num_threads={num_threads!r}.')
+  if tf.config.list_physical_devices('GPU'):
+    return False
+  num_threads = num_threads or min(_num_cores(), _MAX_DEFAULT_THREADS)
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(num_threads)
+  except RuntimeError as e:
+    raise RuntimeError(
+        'configure_cpu_threads() must run before TensorFlow runs its first '
+        'op (its threads are fixed then): call it right after the imports; '
+        f'TensorFlow runs {tf.config.threading.get_intra_op_parallelism_threads()}'
+        ' intra-op and '
+        f'{tf.config.threading.get_inter_op_parallelism_threads()} inter-op '
+        f'threads (0: its default). ({e})') from None
+  return True
+
+
+def auto_batch_chunks() -> int:
+  """Chunks per batch for `batch_chunks='auto'`: one per core that runs ops.
+
+  More than 1 only on a CPU that runs one thread per op (after
+  `configure_cpu_threads()`): there, the inter-op threads (the cores when
+  TensorFlow's default, 0). With TensorFlow's default threading, or a GPU,
+  1: a split batch there only adds ops.
+  """
+  if tf.config.list_physical_devices('GPU'):
+    return 1
+  if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+    return 1
+  return tf.config.threading.get_inter_op_parallelism_threads() or _num_cores()

@@ -114,7 +114,8 @@ def _train(args):
           f'{config.num_levels} levels x {config.num_steps} steps, width '
           f'{config.hidden_channels}, {config.coupling} coupling, '
           f'{config.dequantization} dequantization, {config.epochs} '
-          f'epochs{context}; computes in {_compute(config.compute_dtype)}')
+          f'epochs{context}; computes in {_compute(config.compute_dtype)}; '
+          f'{_threads()}')
   result = tasks.train(run_dir, config, resume=args.resume,
                        epochs=changes.get('epochs') if args.resume else None,
                        data_dir=args.data_dir, verbose=0 if args.quiet else 1,
@@ -129,6 +130,30 @@ def _train(args):
   print(f'Samples ({_grid_layout(run_dir)}): {result.samples}')
   print(f'Run directory: {run_dir} (config.json, checkpoints/, metrics.csv, '
         f'logs/, samples/); {result.seconds:.0f} s')
+
+
+def _threads():
+  """What the header says of the CPU threads and the batch's chunks."""
+  from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+  chunks = _hardware.auto_batch_chunks()
+  if chunks == 1:
+    return "TensorFlow's default threads"
+  return f'one thread per op, each batch as {chunks} chunks at once'
+
+
+def _configure_threads(num_threads):
+  """`tfp_glow.configure_cpu_threads(num_threads)`; 0: TensorFlow's default.
+
+  In a process where TensorFlow already runs (a notebook, a test calling
+  `main`), the threads cannot change any more and stay as they are.
+  """
+  if num_threads == 0:
+    return
+  from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+  try:
+    _hardware.configure_cpu_threads(num_threads)
+  except RuntimeError:
+    pass
 
 
 def _grid_layout(run_dir):
@@ -232,6 +257,17 @@ def _scale(text):
   return _positive_int(text)
 
 
+def _cpu_threads(text):
+  try:
+    value = int(text)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(
+        f'must be an integer >= 0; got {text!r}') from e
+  if value < 0:
+    raise argparse.ArgumentTypeError(f'must be an integer >= 0; got {text!r}')
+  return value
+
+
 def _positive_int(text):
   try:
     value = int(text)
@@ -287,6 +323,7 @@ def _add_train(commands):
                  help=_SCALE_HELP.replace('the grid', 'the sample grids '
                                           '(samples/*.png)'))
   p.set_defaults(handler=_train)
+  return p
 
 
 def _add_sample(commands):
@@ -312,6 +349,7 @@ def _add_sample(commands):
   p.add_argument('--seed', type=int, default=0, help='Seed of the noise.')
   p.add_argument('--scale', type=_scale, metavar='N', help=_SCALE_HELP)
   p.set_defaults(handler=_sample)
+  return p
 
 
 def _add_evaluate(commands):
@@ -337,6 +375,7 @@ def _add_evaluate(commands):
                  'run\'s q(u | x)); K times the memory of a batch. Default: '
                  '%(default)s (single-sample only).')
   p.set_defaults(handler=_evaluate)
+  return p
 
 
 def _add_export(commands):
@@ -349,6 +388,7 @@ def _add_export(commands):
   p.add_argument('--output', required=True,
                  help='Directory to write the SavedModel to.')
   p.set_defaults(handler=_export)
+  return p
 
 
 def _parser():
@@ -357,14 +397,24 @@ def _parser():
       formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest='command', required=True)
   for add in (_add_train, _add_sample, _add_evaluate, _add_export):
-    add(commands)
+    _add_cpu_threads(add(commands))
   return parser
+
+
+def _add_cpu_threads(p):
+  p.add_argument(
+      '--cpu-threads', type=_cpu_threads, metavar='N',
+      help='On a CPU: TensorFlow ops run on one thread each, N at once, and '
+      'each batch as N independent chunks (tfp_glow.configure_cpu_threads; '
+      'faster for the flow\'s many small ops). 0: TensorFlow\'s default '
+      'threading. Default: the cores this process may use, at most 8.')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command; bad input exits 2 with a one-line message."""
   args = _parser().parse_args(argv)
   try:
+    _configure_threads(args.cpu_threads)
     args.handler(args)
   except (OSError, ValueError, TypeError, ImportError,
           FloatingPointError) as e:

@@ -9,6 +9,7 @@ optimizers.py    default_optimizer (Adam/Adamax, warmup, clipping), LinearWarmup
 guard.py         the non-finite guard of the step and its NonFiniteGuard callback
 callbacks.py     SampleGrid (PNG and TensorBoard grids), NonFiniteGuard
 noise.py         counter-based dequantization noise (same with and without XLA)
+chunks.py        a batch's loss as independent chunks, one per CPU core
 batches.py       images, labels, context of a batch; the init batch of fit's data
 _keras.py        Keras 3 or tf_keras, and the workarounds Keras 3 needs
 _distribute.py   tf.distribute helpers (replica offsets, broadcasting the init)

@@ -10,12 +10,14 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 
+from tfp_glow import _hardware
 from tfp_glow import _validation
 from tfp_glow import vocabulary
 from tfp_glow.dequantizer import VariationalDequantizer
 from tfp_glow.glow import Glow
 from tfp_glow.training import _distribute
 from tfp_glow.training import batches
+from tfp_glow.training import chunks
 from tfp_glow.training import context as context_lib
 from tfp_glow.training import data_checks
 from tfp_glow.training import dequantization as dequantization_lib
@@ -176,6 +178,15 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   `call` was never traced): use `.keras` files, `.weights.h5` files or
   `export`.
 
+  **CPU threads.** On a CPU, call `tfp_glow.configure_cpu_threads()` before
+  TensorFlow runs its first op: each op then runs on one thread, one op per
+  core at once, and `fit` and `evaluate` split each batch into one
+  independent chunk per core (`batch_chunks='auto'`), so the flow's long
+  chain of small ops runs on every core (`tfp-glow` does this). The loss is
+  the chunks' size-weighted mean, the batch's mean up to rounding. Only a
+  batch whose size the traced step knows is split (a dataset batched with
+  `drop_remainder=True`); others run as one chunk.
+
   **XLA.** `compile(jit_compile=True)` compiles the loss and its gradients
   with XLA, not the whole step (XLA drops the assertions of the data checks);
   see `compile`.
@@ -203,6 +214,11 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     dequantizer: a `tfp_glow.dequantizer.VariationalDequantizer` for
       `'variational'`, or `None` for the default one (4 steps, width 32,
       seeded by `noise_seed`). Default value: `None`.
+    batch_chunks: `'auto'` or a Python `int` >= 1: each batch of `fit` and
+      `evaluate` is computed as this many independent chunks (see **CPU
+      threads**). `'auto'`: one per core where
+      `tfp_glow.configure_cpu_threads()` set one thread per op, else 1.
+      Default value: `'auto'`.
     name: Python `str`. Default value: `'glow_model'`.
     **kwargs: other `keras.Model` arguments, except `dtype` (the Glow's).
 
@@ -246,6 +262,7 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
                init_batch_size: int = 256, noise_seed: int = 0,
                weight_y: float = 0.01, dequantization: str = 'uniform',
                dequantizer: Optional[VariationalDequantizer] = None,
+               batch_chunks: Union[int, str] = 'auto',
                name: str = 'glow_model', **kwargs):
     if not isinstance(glow, Glow):
       raise TypeError('`glow` must be a tfp_glow.Glow; got '
@@ -261,6 +278,9 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
                                                      init_batch_size)
     self._noise_seed = _validation.integer('noise_seed', noise_seed)
     self._weight_y = _validation.nonnegative_float('weight_y', weight_y)
+    self._batch_chunks = _check_batch_chunks(batch_chunks)
+    self._num_chunks = (_hardware.auto_batch_chunks()
+                        if batch_chunks == 'auto' else batch_chunks)
     _warn_if_policy_ignored(glow)
     self._dequantization = vocabulary.check_dequantization(dequantization)
     dequantizer = _dequantizer(glow, dequantization, dequantizer,
@@ -297,6 +317,15 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
   @property
   def noise_seed(self) -> int:
     return self._noise_seed
+
+  @property
+  def batch_chunks(self) -> Union[int, str]:
+    return self._batch_chunks
+
+  @property
+  def num_chunks(self) -> int:
+    """Chunks each batch of a step is split into (`batch_chunks` resolved)."""
+    return self._num_chunks
 
   @property
   def weight_y(self) -> float:
@@ -552,14 +581,22 @@ class GlowModel(GlowModelMixin, saving.SavingMixin, keras.Model):
     """`(loss, bits/dim)` of the model's bound at the noise of `seed`.
 
     Uniform noise: `_loss` of `images + u`. Variational: `_loss` of
-    `images + u`, `u ~ q`, plus `log q(u | x) / (D ln 2)` per image.
+    `images + u`, `u ~ q`, plus `log q(u | x) / (D ln 2)` per image. The
+    noise is drawn for the whole batch, then the batch's chunks (see
+    `batch_chunks`) are computed independently.
     """
     if self.dequantizer is None:
       x = self._dequantize(images, seed, global_batch=True)
-      return self._context_loss(x, labels, context)
-    u, log_q = self.dequantizer.from_noise(
-        dequantization_lib.global_batch_normal(
-            self.dequantizer, images, seed, self.glow.dtype), images)
+      return chunks.over_chunks(self._context_loss, self._num_chunks,
+                                x, labels, context)
+    normal = dequantization_lib.global_batch_normal(
+        self.dequantizer, images, seed, self.glow.dtype)
+    return chunks.over_chunks(self._variational_loss, self._num_chunks,
+                              normal, images, labels, context)
+
+  def _variational_loss(self, normal, images, labels, context):
+    """`_bound_loss` under q, of q's latent noise `normal`."""
+    u, log_q = self.dequantizer.from_noise(normal, images)
     x = tf.cast(images, self.glow.dtype) + u
     loss, bpd = self._context_loss(x, labels, context)
     bits_q = log_q / (self.glow.num_dims * math.log(2.0))
@@ -749,6 +786,15 @@ def _dequantizer(glow: Glow, dequantization: str,
         f'and dtype ({tuple(glow.image_shape)}, {glow.num_bits}, '
         f'{glow.dtype.name}); got {dequantizer.get_config()}.')
   return dequantizer
+
+
+def _check_batch_chunks(batch_chunks):
+  if batch_chunks == 'auto' or (
+      isinstance(batch_chunks, int) and not isinstance(batch_chunks, bool)
+      and batch_chunks >= 1):
+    return batch_chunks
+  raise ValueError("`batch_chunks` must be 'auto' or an int >= 1; got "
+                   f'batch_chunks={batch_chunks!r}.')
 
 
 def _warn_if_policy_ignored(glow: Glow) -> None:

@@ -42,9 +42,9 @@ class SavingMixin:
       A JSON-serialisable `dict`: `name`, `trainable`, `glow` (the
       arguments of `tfp_glow.Glow`), `context_encoder` (Keras'
       serialization of the encoder, or `None`), `init_batch_size`,
-      `noise_seed`, `weight_y`, `dequantization` and `dequantizer` (the
-      arguments of a variational model's `VariationalDequantizer`, or
-      `None`).
+      `noise_seed`, `weight_y`, `batch_chunks`, `dequantization` and
+      `dequantizer` (the arguments of a variational model's
+      `VariationalDequantizer`, or `None`).
 
     Raises:
       NotImplementedError: if the Glow has a custom `conditioner_fn` (a
@@ -57,6 +57,7 @@ class SavingMixin:
                     keras.saving.serialize_keras_object(encoder)),
                 init_batch_size=self._init_batch_size,
                 noise_seed=self._noise_seed, weight_y=self._weight_y,
+                batch_chunks=self._batch_chunks,
                 dequantization=self.dequantization,
                 dequantizer=None if self.dequantizer is None else (
                     self.dequantizer.get_config()))
