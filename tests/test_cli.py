@@ -296,8 +296,8 @@ def test_train_passes_the_dequantization_and_coupling(monkeypatch, tmp_path,
 
   monkeypatch.setattr(tasks, 'train', train)
   for flags, expected in (
-      ([], ('affine', 'uniform')),
-      (['--dequantization', 'variational'], ('affine', 'variational')),
+      ([], ('affine', 'variational')),   # The offline default's.
+      (['--dequantization', 'uniform'], ('affine', 'uniform')),
       (['--coupling', 'spline', '--dequantization', 'variational'],
        ('spline', 'variational'))):
     assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
