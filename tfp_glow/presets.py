@@ -204,7 +204,7 @@ def _paper(dataset, *, num_steps, num_levels=3, batch_size=64, **kwargs):
 PRESETS = {
     # The offline default: sized to train in about 5 minutes on 2 CPU cores.
     # Variational dequantization (Flow++) scores best in those minutes (the
-    # README's trials); 22 epochs: 4 min 44 s where 'auto' computes in
+    # README's trials); 22 epochs: 4 min 25-44 s where 'auto' computes in
     # bfloat16, one thread per op and two chunks a batch (README).
     'mnist_offline': Config(
         dataset='mnist_offline', num_levels=2, num_steps=8,
