@@ -14,6 +14,7 @@ additive), lsun64, mnist, mnist_offline (the default).
 
 import argparse
 
+import tfp_glow
 from tfp_glow import presets
 from tfp_glow import tasks
 
@@ -48,4 +49,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+  tfp_glow.configure_cpu_threads()   # As tfp-glow: one thread per op, a chunk per core.
   main()

@@ -6,7 +6,7 @@ those below it (`tests/test_layout.py` reads the imports and enforces it):
 ```none
 `core`      _validation, vocabulary (the option names), _inputs (data rules),
             _context (context shapes, per-level resizing), images,
-            _hardware (CPU/GPU bf16 units, compute_dtype='auto')
+            _hardware (CPU/GPU bf16 units, compute_dtype='auto', CPU threads)
 `layers`    bijectors/ (one Glow layer per module), nn (conditioner networks), _conv
 `model`     flow (the multi-scale tfb.Chain), glow (the Glow distribution), _composite,
             dequantizer (Flow++'s variational q(u | x))
