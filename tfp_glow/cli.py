@@ -258,24 +258,22 @@ def _scale(text):
 
 
 def _cpu_threads(text):
-  try:
-    value = int(text)
-  except ValueError as e:
-    raise argparse.ArgumentTypeError(
-        f'must be an integer >= 0; got {text!r}') from e
-  if value < 0:
-    raise argparse.ArgumentTypeError(f'must be an integer >= 0; got {text!r}')
-  return value
+  return _int_at_least(text, 0)
 
 
 def _positive_int(text):
+  return _int_at_least(text, 1)
+
+
+def _int_at_least(text, low):
+  """`int(text)` if it is >= `low`; else argparse's error saying the rule."""
   try:
     value = int(text)
-  except ValueError as e:
+  except ValueError:
+    value = None
+  if value is None or value < low:
     raise argparse.ArgumentTypeError(
-        f'must be an integer >= 1; got {text!r}') from e
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be an integer >= 1; got {text!r}')
+        f'must be an integer >= {low}; got {text!r}')
   return value
 
 
