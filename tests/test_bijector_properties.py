@@ -343,7 +343,7 @@ def test_checker_catches_a_copy_sharing_variables():
     def __init__(self, channels, dtype=F64, validate_args=False,
                  name='sharing_act_norm'):
       super().__init__(channels, dtype, validate_args, name)
-      self._loc = shared.loc
+      self._loc_and_log_scale = shared.loc_and_log_scale
 
   with pytest.raises(AssertionError, match='shares 1 variables'):
     bijector_checks.assert_layer_contract(SharingActNorm(4), [4, 4, 4])

@@ -45,7 +45,7 @@ _WORKER = textwrap.dedent('''
     model.initialize(images[32 * task:32 * task + 32])
     actnorm = hashlib.sha256(b''.join(
         v.numpy().tobytes() for v in glow.variables
-        if v.name.endswith(('act_norm/loc:0', 'act_norm/log_scale:0'))))
+        if v.name.endswith('act_norm/loc_and_log_scale:0')))
     step0 = model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
     grids = glow_callbacks.SampleGrid(sys.argv[1], num_samples=4,
                                       temperatures=(1.0,))

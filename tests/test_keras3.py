@@ -257,7 +257,7 @@ def test_keras_file_reloads_in_a_fresh_process(tmp_path, num_classes,
   assert out['initialized']
   names = [v.name for v in model.glow.variables]
   assert any(n.endswith('act_norm/initialized:0') for n in names)
-  assert any(n.endswith('act_norm/log_scale:0') for n in names)
+  assert any(n.endswith('act_norm/loc_and_log_scale:0') for n in names)
   for i, want in enumerate(expected_variables):
     np.testing.assert_array_equal(
         np.asarray(out['glow_variables'][str(i)], want.dtype), want,

@@ -28,7 +28,7 @@ def _tier_of(module):
   head = parts[0]
   if head in ('bijectors', 'nn', '_conv'):
     return 'layers'
-  if head in ('flow', 'glow', '_composite', 'dequantizer'):
+  if head in ('flow', 'glow', '_composite', 'dequantizer', 'checkpoints'):
     return 'model'
   if head in ('_validation', '_inputs', '_context', '_hardware', 'vocabulary',
               'images'):

@@ -111,8 +111,8 @@ def test_fit_evaluate_and_checkpoint_under_tf_keras():
   assert proc.returncode == 0 and lines, proc.stderr[-3000:]
   out = json.loads(lines[0][len('RESULT'):])
   assert out['legacy'] and out['keras_version'].startswith('2.')
-  assert out['glow_trainable'] == 61
-  assert out['model_has_glow'] and out['model_trainable'] == 61
+  assert out['glow_trainable'] == 36
+  assert out['model_has_glow'] and out['model_trainable'] == 36
   history = out['history']
   for key in ('loss', 'bits_per_dim', 'val_loss', 'val_bits_per_dim'):
     assert np.all(np.isfinite(history[key])), key

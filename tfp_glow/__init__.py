@@ -9,7 +9,8 @@ those below it (`tests/test_layout.py` reads the imports and enforces it):
             _hardware (CPU/GPU bf16 units, compute_dtype='auto', CPU threads)
 `layers`    bijectors/ (one Glow layer per module), nn (conditioner networks), _conv
 `model`     flow (the multi-scale tfb.Chain), glow (the Glow distribution), _composite,
-            dequantizer (Flow++'s variational q(u | x))
+            dequantizer (Flow++'s variational q(u | x)), checkpoints (strict
+            restores, tfp_glow 0.1's variable layout)
 `data`      data/ (offline MNIST and TFDS pipelines)        } side by side: neither
 `training`  training/ (GlowModel, optimizers, callbacks)    } imports the other
 `edge`      tasks/, runs, presets, export, cli, and the v0.1 aliases model, callbacks

@@ -80,9 +80,11 @@ _INIT_EPS = 1e-6
 _MIN_INIT_STD = 1e-4
 
 
-def actnorm_data_init(x, loc, log_scale, initialized, warn=True):
+def actnorm_data_init(x, loc_and_log_scale, initialized, warn=True):
   """Sets `loc`, `log_scale` from the per-channel moments of `x`, once.
 
+  `loc_and_log_scale` is the `[2, C]` variable of an ActNorm: row 0 `loc`,
+  row 1 `log_scale`.
   After the call `(x - loc) * exp(-log_scale)` has mean 0 and std 1 in every
   channel. A channel that is constant on the batch (std < 1e-4) keeps unit
   scale (`log_scale` 0) instead, with a Python warning naming the layer (in
@@ -99,10 +101,9 @@ def actnorm_data_init(x, loc, log_scale, initialized, warn=True):
   new_log_scale = tf.where(constant, tf.zeros_like(std),
                            tf.math.log(std + _INIT_EPS))
   if warn and tf.executing_eagerly() and not bool(initialized.numpy()):
-    _warn_if_constant(constant.numpy(), loc.name)
-  loc.assign(tf.where(initialized, loc, tf.cast(mean, loc.dtype)))
-  log_scale.assign(
-      tf.where(initialized, log_scale, tf.cast(new_log_scale, log_scale.dtype)))
+    _warn_if_constant(constant.numpy(), loc_and_log_scale.name)
+  new = tf.cast(tf.stack([mean, new_log_scale]), loc_and_log_scale.dtype)
+  loc_and_log_scale.assign(tf.where(initialized, loc_and_log_scale, new))
   initialized.assign(True)
 
 
@@ -130,8 +131,10 @@ class ConvActNorm(tf.Module):
   network's projection of a vector context) adds to `conv(x, kernel)` before
   the ActNorm, one value per example and channel. The kernel starts ~ N(0, 0.05);
   `data_init` sets `loc` and `log_scale` so that `y` has per-channel mean 0
-  and std 1 on a batch. Computes in the dtype of its input, so a network can
-  run in bfloat16 or float16 while its variables stay float32.
+  and std 1 on a batch; both live in one `[2, out_channels]` variable,
+  `loc_and_log_scale`, as in `tfp_glow.bijectors.ActNorm`. Computes in the
+  dtype of its input, so a network can run in bfloat16 or float16 while its
+  variables stay float32.
   """
 
   def __init__(self, in_channels, out_channels, kernel_size, dtype, seed,
@@ -143,15 +146,15 @@ class ConvActNorm(tf.Module):
     self.kernel = tf.Variable(
         rng.normal(0.0, 0.05, shape).astype(dtype.as_numpy_dtype),
         name='kernel')
-    self.loc = tf.Variable(tf.zeros([out_channels], dtype), name='loc')
-    self.log_scale = tf.Variable(
-        tf.zeros([out_channels], dtype), name='log_scale')
+    self.loc_and_log_scale = tf.Variable(
+        tf.zeros([2, out_channels], dtype), name='loc_and_log_scale')
     self.initialized = tf.Variable(False, trainable=False, name='initialized')
 
   def __call__(self, x, offset=None):
-    inv_scale = tf.exp(-self.log_scale)
+    loc, log_scale = tf.unstack(self.loc_and_log_scale)
+    inv_scale = tf.exp(-log_scale)
     kernel = tf.cast(self.kernel * inv_scale, x.dtype)
-    bias = tf.cast(-self.loc * inv_scale, x.dtype)
+    bias = tf.cast(-loc * inv_scale, x.dtype)
     if offset is None:
       return _conv.conv2d(x, kernel, bias, self.activation)
     # A bias per example: (offset - loc) * inv_scale, broadcast over H, W.
@@ -165,8 +168,7 @@ class ConvActNorm(tf.Module):
     y = _conv.conv2d(x, tf.cast(self.kernel, x.dtype))
     if offset is not None:
       y += tf.cast(offset, x.dtype)[:, tf.newaxis, tf.newaxis, :]
-    actnorm_data_init(y, self.loc, self.log_scale, self.initialized,
-                      warn=False)
+    actnorm_data_init(y, self.loc_and_log_scale, self.initialized, warn=False)
     return self(x, offset)
 
 
@@ -197,8 +199,10 @@ class ZeroConv2D(tf.Module):
 
   The factor 3 is openai/glow's `logscale_factor`: it lets the output scale
   move faster than a plain variable would under Adam. The scale is folded into
-  the kernel and bias, so that one fused convolution runs. The output is in
-  the variables' dtype whatever the input's.
+  the kernel and bias, so that one fused convolution runs. `b` and `logs`
+  live in one `[2, out_channels]` variable, `bias_and_logs` (fewer variables,
+  a smaller step; see `tfp_glow.bijectors.ActNorm`). The output is in the
+  variables' dtype whatever the input's.
 
   With `context_shape` (a conditional split prior or network), the call is
   `self(x, context)`: an image context `[N, H, W, c]` is concatenated to `x`
@@ -217,8 +221,8 @@ class ZeroConv2D(tf.Module):
     self.kernel = tf.Variable(
         tf.zeros([3, 3, in_channels + image_channels, out_channels], dtype),
         name='kernel')
-    self.bias = tf.Variable(tf.zeros([out_channels], dtype), name='bias')
-    self.logs = tf.Variable(tf.zeros([out_channels], dtype), name='logs')
+    self.bias_and_logs = tf.Variable(tf.zeros([2, out_channels], dtype),
+                                     name='bias_and_logs')
     if self.context_shape is not None and not image_channels:
       self.context_kernel = tf.Variable(
           tf.zeros([self.context_shape[0], out_channels], dtype),
@@ -231,14 +235,15 @@ class ZeroConv2D(tf.Module):
   @tf.Module.with_name_scope
   def split_call(self, x, context=None):
     """`(h[..., 0::2], h[..., 1::2])` of `h = self(x)`, from one convolution."""
-    channels = self.bias.shape[0]
+    channels = self.kernel.shape[-1]
     h = self._scaled_conv(x, context, deinterleave=True)
     return tf.split(h, [channels - channels // 2, channels // 2], axis=-1)
 
   def _scaled_conv(self, x, context=None, deinterleave=False):
     x = _with_image_context(x, context, self.context_shape)
-    scale = tf.exp(3.0 * self.logs)
-    kernel, bias = self.kernel * scale, self.bias * scale
+    bias, logs = tf.unstack(self.bias_and_logs)
+    scale = tf.exp(3.0 * logs)
+    kernel, bias = self.kernel * scale, bias * scale
     vector = _vector_context(context, self.context_shape)
     if vector is not None:
       bias = tf.matmul(tf.cast(vector, bias.dtype), self.context_kernel

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import tensorflow as tf
 
+from tfp_glow import checkpoints
 from tfp_glow import glow as glow_lib
 from tfp_glow.dequantizer import VariationalDequantizer
 
@@ -65,17 +66,19 @@ def load_glow(run_dir: str) -> glow_lib.Glow:
   """Builds the Glow of `run_dir/config.json` and restores its newest weights.
 
   Any `tf.train.Checkpoint` in `run_dir/checkpoints` whose root has a `glow`
-  attribute works (extra objects, such as an optimizer, are ignored).
+  attribute works (extra objects, such as an optimizer, are ignored), in
+  the current variable layout or tfp_glow 0.1's (`tfp_glow.checkpoints`).
 
   Raises:
     FileNotFoundError: if the config or a checkpoint is missing.
+    ValueError: if the checkpoint's `glow` is not the config's: every
+      variable must be restored.
   """
   config = _read_config(run_dir)
   glow = glow_lib.Glow.from_config(
       {k: v for k, v in config.items()
        if k not in (TRAINING_KEY, DEQUANTIZER_KEY)})
-  tf.train.Checkpoint(glow=glow).restore(
-      _newest_checkpoint(run_dir)).expect_partial()
+  checkpoints.restore(_newest_checkpoint(run_dir), glow=glow)
   return glow
 
 
@@ -99,14 +102,12 @@ def load_dequantizer(run_dir: str) -> Optional[VariationalDequantizer]:
     return None
   dequantizer = VariationalDequantizer.from_config(config[DEQUANTIZER_KEY])
   checkpoint = _newest_checkpoint(run_dir)
-  status = tf.train.Checkpoint(dequantizer=dequantizer).restore(checkpoint)
-  try:
-    status.assert_existing_objects_matched()
-  except AssertionError as e:
+  if not any(key.startswith(f'{DEQUANTIZER_KEY}/')
+             for key, _ in tf.train.list_variables(checkpoint)):
     raise FileNotFoundError(
         f'{checkpoint} holds no `dequantizer`, but {CONFIG_FILE} of `run_dir` '
-        f'describes one: {run_dir}') from e
-  status.expect_partial()
+        f'describes one: {run_dir}')
+  checkpoints.restore(checkpoint, dequantizer=dequantizer)
   return dequantizer
 
 

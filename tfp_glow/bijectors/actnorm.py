@@ -27,6 +27,11 @@ class ActNorm(_base.GlowBijector):
   variable `initialized`: the init runs once, is idempotent, and is never
   repeated after a checkpoint restore.
 
+  Both parameters live in one `[2, C]` variable, `loc_and_log_scale` (row 0
+  `loc`, row 1 `log_scale`): an optimizer's work and a step's trace grow with
+  the number of variables, not their size, and Adam treats every element
+  alone, so training is the same as with two.
+
   Args:
     channels: Python `int`, the number of channels C.
     dtype: float dtype of the variables. Default value: `tf.float32`.
@@ -57,9 +62,8 @@ class ActNorm(_base.GlowBijector):
     channels = _validation.positive_int('channels', channels)
     dtype = _validation.float_dtype(dtype)
     with tf.name_scope(name) as name:
-      self._loc = tf.Variable(tf.zeros([channels], dtype), name='loc')
-      self._log_scale = tf.Variable(
-          tf.zeros([channels], dtype), name='log_scale')
+      self._loc_and_log_scale = tf.Variable(
+          tf.zeros([2, channels], dtype), name='loc_and_log_scale')
       self._initialized = tf.Variable(
           False, trainable=False, name='initialized')
       super().__init__(
@@ -68,12 +72,19 @@ class ActNorm(_base.GlowBijector):
           name=name)
 
   @property
-  def loc(self) -> tf.Variable:
-    return self._loc
+  def loc_and_log_scale(self) -> tf.Variable:
+    """The `[2, C]` trainable variable: rows `loc` and `log_scale`."""
+    return self._loc_and_log_scale
 
   @property
-  def log_scale(self) -> tf.Variable:
-    return self._log_scale
+  def loc(self) -> tf.Tensor:
+    """`[C]` shift, row 0 of `loc_and_log_scale`."""
+    return self._loc_and_log_scale[0]
+
+  @property
+  def log_scale(self) -> tf.Tensor:
+    """`[C]` log scale, row 1 of `loc_and_log_scale`."""
+    return self._loc_and_log_scale[1]
 
   @property
   def initialized(self) -> tf.Variable:
@@ -82,17 +93,19 @@ class ActNorm(_base.GlowBijector):
 
   def data_init(self, x: tf.Tensor) -> tf.Tensor:
     """Initialises from the data-side batch `x` (once); returns `inverse(x)`."""
-    nn.actnorm_data_init(x, self._loc, self._log_scale, self._initialized)
+    nn.actnorm_data_init(x, self._loc_and_log_scale, self._initialized)
     return self.inverse(x)
 
   def _forward(self, z):
-    return z * tf.exp(self._log_scale) + self._loc
+    loc, log_scale = tf.unstack(self._loc_and_log_scale)
+    return z * tf.exp(log_scale) + loc
 
   def _inverse(self, x):
-    return (x - self._loc) * tf.exp(-self._log_scale)
+    loc, log_scale = tf.unstack(self._loc_and_log_scale)
+    return (x - loc) * tf.exp(-log_scale)
 
   def _forward_log_det_jacobian(self, z):
-    return tf.reduce_sum(self._log_scale)
+    return tf.reduce_sum(self._loc_and_log_scale[1])
 
   def _inverse_log_det_jacobian(self, x):
-    return -tf.reduce_sum(self._log_scale)
+    return -tf.reduce_sum(self._loc_and_log_scale[1])

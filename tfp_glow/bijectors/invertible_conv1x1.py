@@ -54,7 +54,13 @@ class InvertibleConv1x1(_base.GlowBijector):
   With `lu_decomposed=True` (the default), `W = P L (U + diag(sign * exp(log_s)))`
   with P a fixed permutation, L unit lower triangular and U strictly upper
   triangular, so `log|det W| = sum(log_s)` costs O(C), W can never become
-  singular, and sampling uses triangular solves. With `lu_decomposed=False`,
+  singular, and sampling uses triangular solves. The three trainable parts
+  share one `[C, C]` variable, `lu` (openai/glow's packed LU): L's strict
+  lower triangle below the diagonal, U's strict upper triangle above it and
+  `log_s` on it; each mask's gradient is zero where the others live, and Adam
+  treats every element alone, so training is the same as with three
+  variables, at a third of the optimizer's per-variable work and trace.
+  With `lu_decomposed=False`,
   W is a free matrix: the log-det is one `slogdet` per call (float64) and
   sampling inverts W. Either way W starts as a random orthogonal matrix
   (log-det 0). The permutation and signs are non-trainable variables, so a
@@ -115,10 +121,9 @@ class InvertibleConv1x1(_base.GlowBijector):
         perm.astype(np.int32), trainable=False, name='permutation')
     self._sign = tf.Variable(
         np.sign(diag).astype(np_dtype), trainable=False, name='sign')
-    self._lower = tf.Variable(lower.astype(np_dtype), name='lower')
-    self._upper = tf.Variable(np.triu(upper, 1).astype(np_dtype), name='upper')
-    self._log_s = tf.Variable(np.log(np.abs(diag)).astype(np_dtype),
-                              name='log_s')
+    packed = (np.tril(lower, -1) + np.triu(upper, 1)
+              + np.diag(np.log(np.abs(diag))))
+    self._lu = tf.Variable(packed.astype(np_dtype), name='lu')
 
   @property
   def lu_decomposed(self) -> bool:
@@ -126,11 +131,15 @@ class InvertibleConv1x1(_base.GlowBijector):
 
   def _lu_factors(self):
     """The masked factors: unit lower L and upper U with the learned diagonal."""
-    lower = tf.linalg.set_diag(tf.linalg.band_part(self._lower, -1, 0),
+    lower = tf.linalg.set_diag(tf.linalg.band_part(self._lu, -1, 0),
                                tf.ones([self._channels], self.dtype))
-    upper = tf.linalg.set_diag(tf.linalg.band_part(self._upper, 0, -1),
-                               self._sign * tf.exp(self._log_s))
+    upper = tf.linalg.set_diag(tf.linalg.band_part(self._lu, 0, -1),
+                               self._sign * tf.exp(self._log_s()))
     return lower, upper
+
+  def _log_s(self):
+    """log|s|, the diagonal of the packed `lu`."""
+    return tf.linalg.diag_part(self._lu)
 
   def weight(self) -> tf.Tensor:
     """The matrix W of the inverse direction, `z = W x`."""
@@ -159,7 +168,7 @@ class InvertibleConv1x1(_base.GlowBijector):
 
   def _log_abs_det_weight(self):
     if self._lu_decomposed:
-      return tf.reduce_sum(self._log_s)
+      return tf.reduce_sum(self._log_s())
     _, log_abs_det = tf.linalg.slogdet(tf.cast(self._weight, tf.float64))
     return tf.cast(log_abs_det, self.dtype)
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_glow import _validation
+from tfp_glow import checkpoints
 from tfp_glow import data
 from tfp_glow import images as images_lib
 from tfp_glow import presets
@@ -176,6 +177,8 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
   model = build_model(config, steps, budget.progress if budget else None)
   manager = runs.training_checkpoint(model, run_dir)
   if resume:
+    if manager.latest_checkpoint:
+      checkpoints.check_resumable(manager.latest_checkpoint)
     model.optimizer.build(model.trainable_variables)
     manager.checkpoint.restore(
         manager.latest_checkpoint).assert_existing_objects_matched()

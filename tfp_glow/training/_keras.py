@@ -17,6 +17,7 @@ from typing import Any, Iterable, List
 
 import tensorflow as tf
 
+from tfp_glow import checkpoints
 
 __all__ = ['keras', 'IS_LEGACY', 'GlowModelMixin', 'as_model_weights',
            'optimizer_is_built', 'register_serializable']
@@ -40,7 +41,8 @@ class GlowModelMixin:
   - Both Keras save a model's state in `.keras` and `.weights.h5` files
     through `save_own_variables` / `load_own_variables`, which know only the
     variables a layer created itself: these add the Glow's, as `glow_<i>` in
-    the order of `glow.variables`.
+    the order of `glow.variables`; a file of tfp_glow 0.1, whose layers
+    kept more variables, converts (`checkpoints.load_v01_values`).
   - Keras 3's `fit` all-reduces a batch of the data over the replicas to
     build an unbuilt model symbolically; under MultiWorkerMirroredStrategy
     that fails for uint8 images (collective ops have no uint8 kernel). The
@@ -70,16 +72,23 @@ class GlowModelMixin:
 
   def load_own_variables(self, store: Any) -> None:
     keys = list(store.keys())
-    glow_keys = [k for k in keys if k.startswith('glow_')]
-    if len(glow_keys) != len(self._glow_variables):
+    values = [store[f'glow_{i}'] for i in range(
+        sum(k.startswith('glow_') for k in keys))]
+    current = len(values) == len(self._glow_variables) and all(
+        tuple(v.shape) == value.shape
+        for v, value in zip(self._glow_variables, values))
+    modules = [m for m in (self.glow, self.dequantizer) if m is not None]
+    if not current and not checkpoints.load_v01_values(modules, values):
       raise ValueError(
-          f'The weights file holds {len(glow_keys)} Glow variables; this '
-          f'model has {len(self._glow_variables)}. Build the Glow with '
-          'the configuration the weights were saved with.')
+          f'The weights file holds {len(values)} Glow variables; this model '
+          f'has {len(self._glow_variables)} (and tfp_glow 0.1\'s layout of '
+          'it another number or other shapes). Build the Glow with the '
+          'configuration the weights were saved with.')
     super().load_own_variables(
         {k: store[k] for k in keys if not k.startswith('glow_')})
-    for i, variable in enumerate(self._glow_variables):
-      variable.assign(store[f'glow_{i}'])
+    if current:
+      for variable, value in zip(self._glow_variables, values):
+        variable.assign(value)
 
 
 def as_model_weights(variables: Iterable[tf.Variable]) -> List[tf.Variable]:
