@@ -144,3 +144,15 @@ def test_a_keras_file_of_another_configuration_raises(tmp_path):
   with pytest.raises(ValueError, match=r'holds \d+ Glow variables; this '
                      r'model has \d+ .*tfp_glow 0.1'):
     model.load_weights(path)
+
+
+def test_a_checkpoint_without_the_configs_dequantizer_says_so(tmp_path):
+  run_dir = tmp_path / 'run'
+  shutil.copytree(V01_RUN, run_dir)
+  assert checkpoints.holds(_v01_checkpoint(), 'dequantizer')
+  tf.train.CheckpointManager(  # Newest: the Glow alone.
+      tf.train.Checkpoint(glow=runs.load_glow(V01_RUN)),
+      str(run_dir / runs.CHECKPOINT_DIR), max_to_keep=None,
+      checkpoint_name='ckpt').save(checkpoint_number=2)
+  with pytest.raises(FileNotFoundError, match='ckpt-2 holds no `dequantizer`'):
+    runs.load_dequantizer(str(run_dir))

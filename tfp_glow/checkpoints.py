@@ -37,7 +37,7 @@ from tfp_glow import nn
 from tfp_glow.bijectors.actnorm import ActNorm
 from tfp_glow.bijectors.invertible_conv1x1 import InvertibleConv1x1
 
-__all__ = ['restore', 'is_v01_checkpoint', 'check_resumable',
+__all__ = ['restore', 'holds', 'is_v01_checkpoint', 'check_resumable',
            'V01CheckpointError', 'load_v01_values']
 
 
@@ -80,8 +80,8 @@ _CURRENT_NAMES = frozenset(layout[1] for layout in _LAYOUTS)
 _V01_NAMES = frozenset(name for layout in _LAYOUTS for name in layout[2])
 
 
-def _attribute_names(path: str) -> set:
-  """Every attribute name on an edge of the checkpoint's object graph.
+def _object_graph(path: str):
+  """The checkpoint's object graph: every trackable and every edge.
 
   Not the variables' keys: a key names one path to a variable, the shortest,
   which for a training checkpoint runs through the optimizer
@@ -94,7 +94,19 @@ def _attribute_names(path: str) -> set:
   graph = trackable_object_graph_pb2.TrackableObjectGraph()
   graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor(
       '_CHECKPOINTABLE_OBJECT_GRAPH'))
-  return {child.local_name for node in graph.nodes for child in node.children}
+  return graph
+
+
+def _attribute_names(path: str) -> set:
+  """Every attribute name on an edge of the checkpoint's object graph."""
+  return {child.local_name for node in _object_graph(path).nodes
+          for child in node.children}
+
+
+def holds(path: str, name: str) -> bool:
+  """True if the checkpoint's root has an object `name` (e.g. 'dequantizer')."""
+  return any(child.local_name == name
+             for child in _object_graph(path).nodes[0].children)
 
 
 def is_v01_checkpoint(path: str) -> bool:

@@ -102,8 +102,7 @@ def load_dequantizer(run_dir: str) -> Optional[VariationalDequantizer]:
     return None
   dequantizer = VariationalDequantizer.from_config(config[DEQUANTIZER_KEY])
   checkpoint = _newest_checkpoint(run_dir)
-  if not any(key.startswith(f'{DEQUANTIZER_KEY}/')
-             for key, _ in tf.train.list_variables(checkpoint)):
+  if not checkpoints.holds(checkpoint, DEQUANTIZER_KEY):
     raise FileNotFoundError(
         f'{checkpoint} holds no `dequantizer`, but {CONFIG_FILE} of `run_dir` '
         f'describes one: {run_dir}')

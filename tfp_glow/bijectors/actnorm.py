@@ -105,7 +105,7 @@ class ActNorm(_base.GlowBijector):
     return (x - loc) * tf.exp(-log_scale)
 
   def _forward_log_det_jacobian(self, z):
-    return tf.reduce_sum(self._loc_and_log_scale[1])
+    return tf.reduce_sum(self.log_scale)
 
   def _inverse_log_det_jacobian(self, x):
-    return -tf.reduce_sum(self._loc_and_log_scale[1])
+    return -tf.reduce_sum(self.log_scale)
