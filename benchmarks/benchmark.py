@@ -24,7 +24,8 @@ set; it is also measured for tfp_glow with gradient checkpointing
     python benchmarks/benchmark.py --ceiling             # the bound on the ratio
     python benchmarks/benchmark.py --trace --configs cifar-paper  # graph size
     python benchmarks/benchmark.py --profile             # where the time goes
-    python benchmarks/benchmark.py --bf16-steps 1000     # bf16 vs float32 quality
+    python benchmarks/benchmark.py --bf16-steps 1000     # bf16 vs float32, one run
+    python benchmarks/benchmark.py --bf16-epochs 8 --seeds 3  # ... the main job's recipe
 
 The budget mode trains both models on the offline MNIST default (28x28x1, the
 mnist configuration) for the same wall-clock time each, with the same
@@ -32,6 +33,12 @@ optimizer (Adam 1e-3, 200 warmup steps, global-norm clipping at 5), and
 prints held-out bits/dim of the 500 test digits side by side. The bf16 mode
 trains tfp_glow in float32 and in mixed bfloat16 for the same number of steps
 on the same batches and prints both held-out figures and their difference.
+`--bf16-epochs N --seeds K` instead trains the main job's recipe (`tfp-glow
+train`'s offline default, cosine decay to zero) for N epochs in float32 and
+in bfloat16 with each seed 0 .. K-1 (same initial weights, batches and noise
+per seed) and prints each pair, the mean paired difference with its standard
+error over the seeds, and the float32 figures' spread: two trajectories that
+differ only in rounding drift apart, so one pair cannot resolve a small gap.
 
 The ceiling mode times a step of the coupling networks alone (forward,
 backward, Adam, chained one after another as in the flow; no flow layer)
@@ -589,6 +596,38 @@ def budget(seconds=None, steps=None, models=MODELS):
   return result
 
 
+def bf16_quality(epochs, seeds, preset='mnist_offline', train=None):
+  """Held-out bits/dim of the `preset`'s recipe for `epochs` epochs in
+  float32 and in bfloat16, paired by seed (`tasks.train`, a fresh run
+  directory each); one JSON line per run on stdout as it ends."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from tfp_glow import presets  # pylint: disable=g-import-not-at-top
+  from tfp_glow import tasks  # pylint: disable=g-import-not-at-top
+  train = train or tasks.train
+  figures = {'float32': [], 'bfloat16': []}
+  for seed in range(seeds):
+    for dtype, values in figures.items():
+      config = presets.get(preset, epochs=epochs, seed=seed,
+                           compute_dtype=dtype)
+      start = time.perf_counter()
+      with tempfile.TemporaryDirectory() as run_dir:
+        result = train(run_dir, config, verbose=0)
+      values.append(result.evaluation.bits_per_dim)
+      print(json.dumps({'seed': seed, 'compute dtype': dtype,
+                        'held-out bits/dim': values[-1],
+                        'seconds': time.perf_counter() - start}), flush=True)
+  differences = np.subtract(figures['bfloat16'], figures['float32'])
+  spread = float(np.std(figures['float32'], ddof=1)) if seeds > 1 else None
+  return {'preset': preset, 'epochs': epochs, 'seeds': seeds,
+          'float32 held-out bits/dim': figures['float32'],
+          'bf16 held-out bits/dim': figures['bfloat16'],
+          'bf16 - float32 mean': float(differences.mean()),
+          'bf16 - float32 standard error': (
+              float(np.std(differences, ddof=1) / math.sqrt(seeds))
+              if seeds > 1 else None),
+          'float32 std over seeds': spread}
+
+
 def _configure_threads(num_threads):
   """As `tfp-glow` runs (`tfp_glow.configure_cpu_threads`); 0: TensorFlow's
   default threading. Before TensorFlow runs any op."""
@@ -625,6 +664,12 @@ def main(argv=None):
                       help='instead of speed: train tfp_glow in float32 and '
                       'in bfloat16 for N steps each on offline MNIST (same '
                       'batches and noise) and print both held-out bits/dim')
+  parser.add_argument('--bf16-epochs', type=int, metavar='N',
+                      help='instead of speed: train the main job\'s recipe '
+                      'for N epochs in float32 and in bfloat16 per seed and '
+                      'print the paired held-out bits/dim')
+  parser.add_argument('--seeds', type=int, default=3, metavar='K',
+                      help='seeds 0 .. K-1 of --bf16-epochs (default 3)')
   parser.add_argument('--ceiling', action='store_true',
                       help='instead of speed: time only the coupling networks '
                       '(forward, backward, Adam) against tfb.Glow\'s whole step')
@@ -674,6 +719,11 @@ def main(argv=None):
     return
   if args.budget_seconds:
     print(json.dumps(budget(args.budget_seconds), indent=2))
+    return
+  if args.bf16_epochs:
+    if args.seeds < 1:
+      parser.error(f'--seeds: must be >= 1; got {args.seeds}')
+    print(json.dumps(bf16_quality(args.bf16_epochs, args.seeds), indent=2))
     return
   if args.bf16_steps:
     result = budget(steps=args.bf16_steps, models=('tfp_glow', 'tfp_glow bf16'))

@@ -127,3 +127,24 @@ def test_budget_trains_each_model_the_same_steps(benchmark, monkeypatch):
   for name in ('tfp_glow', 'tfp_glow bf16'):
     assert result[f'{name} steps'] == 2
     assert 0 < result[f'{name} held-out bits/dim'] < 16
+
+
+def test_bf16_quality_pairs_float32_and_bf16_runs_by_seed(benchmark):
+  from tfp_glow import presets, tasks  # pylint: disable=g-import-not-at-top
+  configs = []
+
+  def smoke_train(run_dir, config, **kwargs):  # The real training, tiny.
+    configs.append(config)
+    return tasks.train(run_dir, presets.smoke(config), **kwargs)
+
+  result = benchmark.bf16_quality(epochs=1, seeds=2, train=smoke_train)
+  assert [(c.seed, c.compute_dtype, c.epochs) for c in configs] == [
+      (0, 'float32', 1), (0, 'bfloat16', 1),
+      (1, 'float32', 1), (1, 'bfloat16', 1)]
+  f32, bf16 = (result['float32 held-out bits/dim'],
+               result['bf16 held-out bits/dim'])
+  assert len(f32) == len(bf16) == 2 and all(0 < b < 16 for b in f32 + bf16)
+  differences = [b - f for b, f in zip(bf16, f32)]
+  assert result['bf16 - float32 mean'] == pytest.approx(sum(differences) / 2)
+  assert result['bf16 - float32 standard error'] == pytest.approx(
+      abs(differences[0] - differences[1]) / 2)
