@@ -161,3 +161,19 @@ def test_bfloat16_network_gradients_control_with_bias_add_grad(monkeypatch):
   # hidden 1x1 layer's ActNorm gradients are far off, so the check can fail.
   monkeypatch.setattr(_conv, '_LOW_PRECISION', ())
   assert max(_network_gradient_errors().values()) > 0.1
+
+
+@pytest.mark.parametrize('dtype', [tf.bfloat16, tf.float16])
+def test_low_precision_relu_gradient_is_relu_grad_exactly(dtype):
+  # A ReLU's outputs: positive, +0 and -0 (relu(-0.0)), tiny and huge ones.
+  rng = np.random.default_rng(0)
+  pre = np.concatenate([rng.normal(size=4000), [0.0, -0.0, 1e-7, -1e-7,
+                                                 6e4, np.inf, -np.inf]])
+  out = tf.nn.relu(tf.constant(pre, dtype))
+  d_out = tf.constant(rng.normal(size=pre.shape), dtype)
+  got = _conv._relu_grad(d_out, out)  # pylint: disable=protected-access
+  want = tf.raw_ops.ReluGrad(gradients=d_out, features=out)
+  assert got.dtype == dtype
+  # Equal values (ReluGrad multiplies by 0: -0 where d_out < 0).
+  np.testing.assert_array_equal(tf.cast(got, tf.float32),
+                                tf.cast(want, tf.float32))
