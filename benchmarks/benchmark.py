@@ -326,7 +326,8 @@ def trace(config, child=_trace_in_subprocess):
 
 # Name scopes of the coupling and split-prior networks' ops (tfp_glow.nn's
 # modules, and the custom gradients of tfp_glow._conv).
-_NETWORK_SCOPES = ('glow_conditioner', 'zero_conv2d', 'conv3x3_as_taps_grad',
+_NETWORK_SCOPES = ('glow_conditioner', 'zero_conv2d', 'constant_conv_grad',
+                   'conv3x3_with_matmul_gradients_grad',
                    'bias_add_summed_in_float32_grad')
 PROFILE_MODELS = ('tfp_glow', 'tfp_glow bf16')
 

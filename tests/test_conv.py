@@ -11,6 +11,7 @@ from tfp_glow import nn
 PATHS = {
     '1x1 matmul': (5, 7, 1),
     '3x3 taps': (16, 4, 3),
+    '3x3 matmul gradients': (3, 16, 3),
     '3x3 oneDNN': (12, 16, 3),
 }
 

@@ -9,9 +9,13 @@ for the shape; every path gives the values and gradients of `tf.nn.conv2d`
   activation on the 2-D result so that TensorFlow fuses MatMul + BiasAdd +
   Relu; the matmul's gradients are also faster than the 1x1 convolution's.
 - a 3x3 kernel to a few output channels (the zero-initialised last layer of a
-  coupling network) runs as one matmul to the 9 window taps and a sum of
-  shifted taps, with matmul gradients: oneDNN's convolution and especially
-  its filter gradient are slow with a handful of output channels.
+  coupling network) runs as one matmul to the 9 window taps, summed over the
+  window by a convolution with a constant one-hot kernel, with matmul
+  gradients for the kernel: oneDNN's convolution and especially its filter
+  gradient are slow with a handful of output channels.
+- a 3x3 kernel from a few input channels (the first layer of a coupling
+  network) runs as oneDNN's convolution with im2col and matmul gradients:
+  oneDNN's input and filter gradients are slow from a handful of channels.
 - any other kernel runs as `tf.nn.conv2d`.
 
 In bfloat16 and float16 the bias's gradient is summed in float32 (as a
@@ -20,6 +24,7 @@ low precision: over 64 images of 14x14 its bf16 bias gradient was 74-83% off
 (tests/test_conv.py checks every path against float64).
 """
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = ['conv2d']
@@ -27,6 +32,9 @@ __all__ = ['conv2d']
 # Output channels up to which a 3x3 kernel runs as taps (benchmarks/
 # conv_paths.py on a 2-core CPU: 1.1x-1.25x faster at 4 and 8, none at 12).
 _FEW_CHANNELS = 8
+# Input channels up to which a 3x3 kernel's gradients run as im2col and
+# matmuls (the one-hot im2col costs 81 C^2 multiply-adds a pixel).
+_FEW_INPUT_CHANNELS = 8
 
 # Dtypes whose bias gradient `BiasAddGrad` would accumulate in that dtype.
 _LOW_PRECISION = (tf.bfloat16, tf.float16)
@@ -40,6 +48,8 @@ def conv2d(x, kernel, bias=None, activation=None):
                   tf.reshape(kernel, [in_channels, out_channels]))
   elif _as_taps(x, kernel):
     y = _conv3x3_as_taps(x, kernel)
+  elif _as_columns(x, kernel):
+    y = _conv3x3_with_matmul_gradients(x, kernel)
   else:
     y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
   if bias is not None and y.dtype in _LOW_PRECISION:
@@ -114,23 +124,85 @@ def _as_taps(x, kernel):
           and out_channels <= _FEW_CHANNELS)
 
 
-def _window_slices(x, channels=None, reverse=False):
-  """The 9 slices `x_pad[:, a:a + H, b:b + W]` (a, b in 0..2) of a 'SAME' 3x3
-  window, in kernel order; `reverse` takes `x_pad[:, 2 - a:, 2 - b:]`.
+def _window_sum_kernel(channels, dtype):
+  """The one-hot 3x3 kernel `[3, 3, 9 C, C]` that sums a pixel's window taps.
 
-  With `channels`, slice k keeps only channels `k * channels ...
-  (k + 1) * channels` of it, in the same strided slice: slicing space first
-  and channels after would copy all 9 taps 9 times.
+  `kernel[a, b, k * C + c, c] = 1` for tap `k = 3 a + b`: the 'SAME'
+  convolution of `t` `[N, H, W, 9 C]` with it is
+  `y[i, j, c] = sum over (a, b) of t[i + a - 1, j + b - 1, k * C + c]`, each
+  product an exact 1 or 0. Its transpose `[3, 3, C, 9 C]` does the opposite,
+  im2col: channel `k * C + c` of the result is channel `c` of the window's
+  tap `k`.
   """
-  height, width = x.shape[1], x.shape[2]
-  padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-  offsets = [(2 - a, 2 - b) if reverse else (a, b)
-             for a in range(3) for b in range(3)]
-  if channels is None:
-    return [padded[:, i:i + height, j:j + width] for i, j in offsets]
-  return [padded[:, i:i + height, j:j + width,
-                 k * channels:(k + 1) * channels]
-          for k, (i, j) in enumerate(offsets)]
+  kernel = np.zeros([3, 3, 9 * channels, channels], dtype.as_numpy_dtype)
+  for a in range(3):
+    for b in range(3):
+      k = 3 * a + b
+      for c in range(channels):
+        kernel[a, b, k * channels + c, c] = 1
+  return kernel
+
+
+def _constant_conv(t, kernel):
+  """'SAME' 3x3 convolution of `t` with a constant numpy `kernel`.
+
+  Its gradient is the adjoint convolution (the kernel flipped in space, its
+  channels transposed), with no filter gradient. The one-hot window sum runs
+  as one oneDNN convolution each way, 3x (float32) to 6x (bf16) faster than
+  the 9 shifted slices and their sum it replaces, with a pad, 9 slices and a
+  concat for their gradient (2-core Xeon, one thread per op).
+  """
+  adjoint = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+
+  @tf.custom_gradient
+  def conv(t):
+    def grad(dy):
+      with tf.name_scope('constant_conv_grad'):  # Else its ops are unscoped.
+        return tf.nn.conv2d(dy, tf.constant(adjoint), strides=1,
+                            padding='SAME')
+    return tf.nn.conv2d(t, tf.constant(kernel), strides=1, padding='SAME'), grad
+
+  return conv(t)
+
+
+@tf.custom_gradient
+def _conv3x3_with_matmul_gradients(x, kernel):
+  """3x3 conv from few channels: oneDNN's, with im2col and matmul gradients.
+
+  oneDNN's forward convolution from a handful of channels is fast, its
+  input and filter gradients are not. Here the gradients take the window
+  taps of `x`, `[N * H * W, 9 C_in]` (im2col, one one-hot convolution,
+  cheap for few channels), and are two matmuls and the adjoint one-hot
+  convolution (col2im): a float32 MNIST training step ran 258 -> 244 ms of
+  op time, the first layers' gradients 46 -> 20 ms (2-core Xeon).
+  """
+  in_channels, out_channels = kernel.shape[2], kernel.shape[3]
+  y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
+
+  def grad(dy):
+    with tf.name_scope('conv3x3_with_matmul_gradients_grad'):
+      window_sum = _window_sum_kernel(in_channels, x.dtype)
+      im2col = np.ascontiguousarray(window_sum.transpose(0, 1, 3, 2))
+      col2im = np.ascontiguousarray(window_sum[::-1, ::-1])
+      columns = _rows(tf.nn.conv2d(x, im2col, strides=1, padding='SAME'))
+      dy_rows = _rows(dy)
+      d_kernel = tf.reshape(tf.matmul(columns, dy_rows, transpose_a=True),
+                            kernel.shape)
+      d_columns = tf.matmul(
+          dy_rows, tf.reshape(kernel, [9 * in_channels, out_channels]),
+          transpose_b=True)
+      dx = tf.nn.conv2d(_images_like(d_columns, x), col2im, strides=1,
+                        padding='SAME')
+      return dx, d_kernel
+
+  return y, grad
+
+
+def _as_columns(x, kernel):
+  """Whether `kernel` is 3x3 from a few channels, on a static-size image."""
+  kernel_h, kernel_w, in_channels, _ = kernel.shape
+  return (kernel_h == kernel_w == 3 and None not in x.shape[1:3]
+          and in_channels <= _FEW_INPUT_CHANNELS)
 
 
 def _rows(x):
@@ -144,25 +216,11 @@ def _images_like(rows, x):
   return tf.reshape(rows, tf.concat([tf.shape(x)[:-1], [rows.shape[-1]]], 0))
 
 
-@tf.custom_gradient
 def _conv3x3_as_taps(x, kernel):
   """3x3 conv to few channels: one matmul to the 9 window taps, then a sum."""
   in_channels, out_channels = kernel.shape[2], kernel.shape[3]
   # [C_in, 9 * C_out]: tap k = 3 a + b in columns k * C_out ... (k + 1) * C_out.
   taps_kernel = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]),
                            [in_channels, 9 * out_channels])
-  x_rows = _rows(x)
-  taps = _images_like(tf.matmul(x_rows, taps_kernel), x)
-  # y[i, j] = sum over taps (a, b) of taps[i + a - 1, j + b - 1, tap (a, b)].
-  y = tf.add_n(_window_slices(taps, channels=out_channels))
-
-  def grad(dy):
-    with tf.name_scope('conv3x3_as_taps_grad'):  # Else its ops are unscoped.
-      d_taps = _rows(tf.concat(_window_slices(dy, reverse=True), axis=-1))
-      d_kernel = tf.matmul(x_rows, d_taps, transpose_a=True)
-      d_kernel = tf.transpose(
-          tf.reshape(d_kernel, [in_channels, 3, 3, out_channels]), [1, 2, 0, 3])
-      dx = _images_like(tf.matmul(d_taps, taps_kernel, transpose_b=True), x)
-      return dx, d_kernel
-
-  return y, grad
+  taps = _images_like(tf.matmul(_rows(x), taps_kernel), x)
+  return _constant_conv(taps, _window_sum_kernel(out_channels, x.dtype))
