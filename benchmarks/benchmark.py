@@ -96,7 +96,9 @@ def forward_gflop(config):
   from half the channels to the width, 1x1, 3x3 to all channels) and the 1x1
   invertible convolution, per split the prior's 3x3 zero convolution.
   Elementwise work (ActNorm, coupling math) is left out: TensorFlow's graph
-  profiler, which counts it, finds 1-2% more (tests/test_benchmark.py).
+  profiler, which counts it, finds 1-2% more (tests/test_benchmark.py), and
+  it also counts tfp_glow._conv's one-hot window sums (an implementation's
+  multiplications by 0 and 1, not the model's).
   """
   (height, width, channels), levels, steps, hidden, _ = CONFIGS[config]
   macs = 0

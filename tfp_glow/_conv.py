@@ -173,8 +173,9 @@ def _conv3x3_with_matmul_gradients(x, kernel):
   input and filter gradients are not. Here the gradients take the window
   taps of `x`, `[N * H * W, 9 C_in]` (im2col, one one-hot convolution,
   cheap for few channels), and are two matmuls and the adjoint one-hot
-  convolution (col2im): a float32 MNIST training step ran 258 -> 244 ms of
-  op time, the first layers' gradients 46 -> 20 ms (2-core Xeon).
+  convolution (col2im): in a float32 MNIST training step the first layers'
+  gradients took 31 ms of op time instead of 46, the step 244 ms instead of
+  258 (2-core Xeon, one thread per op).
   """
   in_channels, out_channels = kernel.shape[2], kernel.shape[3]
   y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
