@@ -95,11 +95,11 @@ def _relu_grad(d_out, out):
   The test `out > 0` runs on `out`'s bits as int16, which order the same
   way for a ReLU's output (sign bit first: +0 is 0, -0 negative). The values
   are ReluGrad's (whose zeros carry `d_out`'s sign) except where `out` is
-  NaN, where the step is lost anyway. TensorFlow's
-  bf16 `ReluGrad` and `Greater` convert every element to float32 one by
-  one; in a bf16 training step the int16 compare and a select took 19 ms
-  where ReluGrad took 31-36 ms (MNIST configuration, 64 ReLUs, Intel Xeon
-  with AMX; `benchmarks/benchmark.py --profile`).
+  NaN, where the step is lost anyway. TensorFlow's bf16 `ReluGrad` and
+  `Greater` convert every element to float32 one by one; in a bf16 training
+  step the int16 compare and a select took 19 ms where ReluGrad took 31-36
+  ms (MNIST configuration, 64 ReLUs, Intel Xeon with AMX;
+  `benchmarks/benchmark.py --profile`).
   """
   positive = tf.bitcast(out, tf.int16) > 0
   return tf.where(positive, d_out, tf.zeros([], d_out.dtype))
@@ -143,16 +143,22 @@ def _window_sum_kernel(channels, dtype):
   return kernel
 
 
+def _adjoint(kernel):
+  """The kernel of the adjoint of a 'SAME' 3x3 convolution with `kernel`:
+  flipped in space, its channels transposed."""
+  return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+
+
 def _constant_conv(t, kernel):
   """'SAME' 3x3 convolution of `t` with a constant numpy `kernel`.
 
-  Its gradient is the adjoint convolution (the kernel flipped in space, its
-  channels transposed), with no filter gradient. The one-hot window sum runs
-  as one oneDNN convolution each way, 3x (float32) to 6x (bf16) faster than
-  the 9 shifted slices and their sum it replaces, with a pad, 9 slices and a
-  concat for their gradient (2-core Xeon, one thread per op).
+  Its gradient is the adjoint convolution, with no filter gradient. The
+  one-hot window sum runs as one oneDNN convolution each way, 3x (float32)
+  to 6x (bf16) faster than the 9 shifted slices and their sum it replaces,
+  with a pad, 9 slices and a concat for their gradient (2-core Xeon, one
+  thread per op).
   """
-  adjoint = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+  adjoint = _adjoint(kernel)
 
   @tf.custom_gradient
   def conv(t):
@@ -182,9 +188,8 @@ def _conv3x3_with_matmul_gradients(x, kernel):
 
   def grad(dy):
     with tf.name_scope('conv3x3_with_matmul_gradients_grad'):
-      window_sum = _window_sum_kernel(in_channels, x.dtype)
-      im2col = np.ascontiguousarray(window_sum.transpose(0, 1, 3, 2))
-      col2im = np.ascontiguousarray(window_sum[::-1, ::-1])
+      im2col = np.ascontiguousarray(
+          _window_sum_kernel(in_channels, x.dtype).transpose(0, 1, 3, 2))
       columns = _rows(tf.nn.conv2d(x, im2col, strides=1, padding='SAME'))
       dy_rows = _rows(dy)
       d_kernel = tf.reshape(tf.matmul(columns, dy_rows, transpose_a=True),
@@ -192,8 +197,8 @@ def _conv3x3_with_matmul_gradients(x, kernel):
       d_columns = tf.matmul(
           dy_rows, tf.reshape(kernel, [9 * in_channels, out_channels]),
           transpose_b=True)
-      dx = tf.nn.conv2d(_images_like(d_columns, x), col2im, strides=1,
-                        padding='SAME')
+      dx = tf.nn.conv2d(_images_like(d_columns, x), _adjoint(im2col),
+                        strides=1, padding='SAME')
       return dx, d_kernel
 
   return y, grad
