@@ -42,7 +42,7 @@ def _graph_gflop(benchmark, config):
 
 def test_forward_gflop_matches_the_graph_count(benchmark):
   # The graph also counts elementwise ops, which forward_gflop leaves out,
-  # and the one-hot window sums, a tenth more here.
+  # and the one-hot window sums (8% of the count here).
   counted, one_hot = _graph_gflop(benchmark, 'mnist')
   assert 0 < one_hot < 0.1 * counted
   model = counted - one_hot
