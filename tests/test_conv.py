@@ -178,3 +178,32 @@ def test_low_precision_relu_gradient_is_relu_grad_exactly(dtype):
   # Equal values (ReluGrad multiplies by 0: -0 where d_out < 0).
   np.testing.assert_array_equal(tf.cast(got, tf.float32),
                                 tf.cast(want, tf.float32))
+
+
+# Each path's traced gradient, told apart by its ops (names and types).
+_PATH_SIGNS = {
+    '1x1 matmul': lambda ops: not any('Conv2D' in op for op in ops),
+    '3x3 taps': lambda ops: any('constant_conv_grad' in op for op in ops),
+    '3x3 matmul gradients': lambda ops: any(
+        'conv3x3_with_matmul_gradients_grad' in op for op in ops),
+    '3x3 oneDNN': lambda ops: any('Conv2DBackpropFilter' in op for op in ops),
+}
+
+
+@pytest.mark.parametrize('path', sorted(PATHS))
+def test_each_shape_takes_its_path(path):
+  in_channels, out_channels, size = PATHS[path]
+  kernel = tf.zeros((size, size, in_channels, out_channels))
+
+  @tf.function
+  def grads(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = _conv.conv2d(x, kernel)
+    return tape.gradient(y, x)
+
+  graph = grads.get_concrete_function(
+      tf.TensorSpec((2, 5, 6, in_channels))).graph
+  ops = [f'{op.name} {op.type}' for op in graph.get_operations()]
+  for other, sign in _PATH_SIGNS.items():
+    assert sign(ops) == (other == path), other

@@ -46,9 +46,10 @@ def conv2d(x, kernel, bias=None, activation=None):
   if kernel_h == kernel_w == 1:
     y = tf.matmul(tf.reshape(x, [-1, in_channels]),
                   tf.reshape(kernel, [in_channels, out_channels]))
-  elif _as_taps(x, kernel):
+  elif _is_3x3_on_static_image(x, kernel) and out_channels <= _FEW_CHANNELS:
     y = _conv3x3_as_taps(x, kernel)
-  elif _as_columns(x, kernel):
+  elif (_is_3x3_on_static_image(x, kernel)
+        and in_channels <= _FEW_INPUT_CHANNELS):
     y = _conv3x3_with_matmul_gradients(x, kernel)
   else:
     y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
@@ -117,11 +118,10 @@ def _column_sums(t):
   return tf.matmul(tf.ones([1, num_rows], t.dtype), rows)[0]
 
 
-def _as_taps(x, kernel):
-  """Whether `kernel` is 3x3 to a few channels, on a static-size image."""
-  kernel_h, kernel_w, _, out_channels = kernel.shape
-  return (kernel_h == kernel_w == 3 and None not in x.shape[1:3]
-          and out_channels <= _FEW_CHANNELS)
+def _is_3x3_on_static_image(x, kernel):
+  """Whether `kernel` is 3x3 and `x`'s height and width are static (the
+  matmul paths reshape to them)."""
+  return kernel.shape[0] == kernel.shape[1] == 3 and None not in x.shape[1:3]
 
 
 def _window_sum_kernel(channels, dtype):
@@ -202,13 +202,6 @@ def _conv3x3_with_matmul_gradients(x, kernel):
       return dx, d_kernel
 
   return y, grad
-
-
-def _as_columns(x, kernel):
-  """Whether `kernel` is 3x3 from a few channels, on a static-size image."""
-  kernel_h, kernel_w, in_channels, _ = kernel.shape
-  return (kernel_h == kernel_w == 3 and None not in x.shape[1:3]
-          and in_channels <= _FEW_INPUT_CHANNELS)
 
 
 def _rows(x):
