@@ -1,4 +1,4 @@
-"""`compute_dtype='auto'`: bfloat16 exactly where the hardware has bf16 units."""
+"""`compute_dtype='auto'`: bfloat16 exactly where bf16 units beat float32."""
 
 import logging
 
@@ -10,23 +10,29 @@ from tfp_glow import _hardware
 from tfp_glow import presets
 
 _CPUINFO = """processor\t: 0
+vendor_id\t: {vendor}
 model name\t: Test CPU 9000
 flags\t\t: fpu sse2 avx2 avx512f {extra}
 
 processor\t: 1
+vendor_id\t: {vendor}
 model name\t: Test CPU 9000
 flags\t\t: fpu sse2 avx2 avx512f {extra}
 """
+_AMX = 'amx_bf16 amx_tile avx512_bf16'  # Sapphire Rapids and newer Xeons.
 
 
 @pytest.fixture(name='machine')
 def _machine(monkeypatch, tmp_path):
-  """`machine(flags, gpus=())` makes `_hardware` see that CPU and those GPUs
-  (compute capabilities); the caches and the logged-once flag are reset."""
+  """`machine(flags, gpus=(), vendor='GenuineIntel', isa_cap='')` makes
+  `_hardware` see that CPU, those GPUs (compute capabilities) and that
+  ONEDNN_MAX_CPU_ISA; the caches and the logged-once flag are reset."""
 
-  def make(extra_flags, gpus=()):
+  def make(extra_flags, gpus=(), vendor='GenuineIntel', isa_cap=''):
     path = tmp_path / 'cpuinfo'
-    path.write_text(_CPUINFO.format(extra=extra_flags))
+    path.write_text(_CPUINFO.format(extra=extra_flags, vendor=vendor))
+    monkeypatch.delenv('DNNL_MAX_CPU_ISA', raising=False)
+    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', isa_cap)
     monkeypatch.setattr(_hardware, '_CPUINFO', str(path))
     monkeypatch.setattr(_hardware, '_gpu_capabilities', lambda: list(gpus))
     monkeypatch.setattr(_hardware, '_logged', set())
@@ -38,12 +44,41 @@ def _machine(monkeypatch, tmp_path):
   _hardware.native_bfloat16.cache_clear()
 
 
-@pytest.mark.parametrize('flags', ['amx_bf16 amx_tile', 'avx512_bf16'])
-def test_auto_is_bfloat16_on_a_cpu_with_bf16_units(machine, flags):
-  machine(flags)
+@pytest.mark.parametrize('flags, vendor', [(_AMX, 'GenuineIntel'),
+                                           ('avx512_bf16', 'AuthenticAMD')])
+def test_auto_is_bfloat16_on_amx_and_on_amd_avx512_bf16(machine, flags,
+                                                        vendor):
+  machine(flags, vendor=vendor)
   assert _hardware.cpu_model() == 'Test CPU 9000'
+  assert _hardware.cpu_vendor() == vendor
   assert _hardware.resolve_compute_dtype('auto') == tf.bfloat16
   assert flags.split()[0] in _hardware.describe_auto()
+
+
+def test_auto_is_float32_on_intel_avx512_bf16_without_amx(machine):
+  # Cooper Lake: bf16 dot products at float32's FMA rate, measured slower.
+  machine('avx512_bf16 avx512_vnni', vendor='GenuineIntel')
+  assert _hardware.resolve_compute_dtype('auto') is None
+  assert _hardware.describe_auto().startswith(
+      'float32 (CPU flag avx512_bf16 without AMX on a GenuineIntel CPU')
+
+
+@pytest.mark.parametrize('isa_cap, expected', [
+    ('', tf.bfloat16), ('ALL', tf.bfloat16), ('avx512_core_amx', tf.bfloat16),
+    ('AVX10_1_512_AMX_FP16', tf.bfloat16), ('not-an-isa', tf.bfloat16),
+    ('AVX512_CORE_BF16', None), ('AVX10_1_512', None), ('AVX2', None)])
+def test_onednn_isa_cap_decides_what_counts(machine, isa_cap, expected):
+  machine(_AMX, vendor='GenuineIntel', isa_cap=isa_cap)
+  assert _hardware.resolve_compute_dtype('auto') == expected
+  if expected is None:  # The reason names the cap that switched AMX off.
+    assert isa_cap in _hardware.describe_auto()
+
+
+@pytest.mark.parametrize('isa_cap, expected', [('AVX512_CORE_BF16', tf.bfloat16),
+                                               ('AVX512_CORE_VNNI', None)])
+def test_onednn_isa_cap_on_amd(machine, isa_cap, expected):
+  machine('avx512_bf16', vendor='AuthenticAMD', isa_cap=isa_cap)
+  assert _hardware.resolve_compute_dtype('auto') == expected
 
 
 def test_auto_is_float32_on_a_cpu_without_them(machine):
@@ -62,7 +97,7 @@ def test_a_gpu_decides_by_its_compute_capability(machine, capability,
 
 
 def test_the_choice_is_logged_once(machine, caplog):
-  machine('avx512_bf16')
+  machine('avx512_bf16', vendor='AuthenticAMD')
   with caplog.at_level(logging.INFO, logger='tfp_glow'):
     _hardware.resolve_compute_dtype('auto')
     _hardware.resolve_compute_dtype('auto')
@@ -84,7 +119,7 @@ def test_an_unreadable_cpuinfo_means_float32(machine, monkeypatch, tmp_path):
                                              ('', tf.float32)])
 def test_a_glow_keeps_auto_in_its_config_and_resolves_it(machine, flags,
                                                          expected):
-  machine(flags)
+  machine(flags, vendor='AuthenticAMD')
   glow = tfp_glow.Glow((8, 8, 1), num_levels=2, num_steps=1,
                        hidden_channels=8, compute_dtype='auto', seed=0)
   assert glow.compute_dtype == expected

@@ -1,10 +1,18 @@
-"""What the machine computes natively, and `compute_dtype='auto'`.
+"""What the machine computes fast, and `compute_dtype='auto'`.
 
-bfloat16 pays where the hardware has bf16 units: on a CPU whose flags show
-AMX (`amx_bf16`) or AVX512-BF16 (`avx512_bf16`), oneDNN runs bf16
-convolutions and matmuls on them; on a GPU of compute capability 8.0 or more
-(Ampere and newer) tensor cores do. Elsewhere TensorFlow emulates bf16 and
-float32 is faster, so `'auto'` picks float32 there.
+bfloat16 pays where bf16 units compute faster than float32 ones. On a GPU of
+compute capability 8.0 or more (Ampere and newer) tensor cores do. On a CPU,
+oneDNN runs bf16 convolutions and matmuls on AMX tiles (flag `amx_bf16`), or
+on AVX512-BF16 dot products (flag `avx512_bf16`). These pay on AMD (Zen 4
+and newer: bf16 steps measured 1.2-1.3x faster than float32 ones on the AMD
+EPYC VM, README's Performance), but not on an Intel CPU without AMX (Cooper
+Lake): on the Intel Xeon VM with AMX switched off for oneDNN
+(`ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16`) oneDNN's AVX512-BF16 matmuls took
+1.4x the time of its float32 ones, and the MNIST step ran at 1.82x tfb.Glow
+in bf16 against 2.27x in float32. oneDNN's cap on its instruction sets,
+`ONEDNN_MAX_CPU_ISA`, is honoured: units it may not use do not count.
+Elsewhere TensorFlow emulates bf16 and float32 is faster, so `'auto'` picks
+float32 there.
 
 On a CPU, `configure_cpu_threads()` runs each TensorFlow op on one thread
 and one op per core at once, and `auto_batch_chunks()` is then the number
@@ -19,7 +27,7 @@ from typing import FrozenSet, Optional, Tuple
 
 import tensorflow as tf
 
-__all__ = ['cpu_model', 'cpu_flags', 'bf16_flags', 'native_bfloat16',
+__all__ = ['cpu_model', 'cpu_vendor', 'cpu_flags', 'bf16_flags', 'native_bfloat16',
            'check_compute_dtype', 'resolve_compute_dtype', 'describe_auto',
            'configure_cpu_threads', 'auto_batch_chunks', 'COMPUTE_DTYPES']
 
@@ -28,6 +36,16 @@ __all__ = ['cpu_model', 'cpu_flags', 'bf16_flags', 'native_bfloat16',
 COMPUTE_DTYPES = ('bfloat16', 'float16', 'float32', 'float64')
 
 _BF16_CPU_FLAGS = ('amx_bf16', 'avx512_bf16')
+# oneDNN's instruction-set levels by the names `ONEDNN_MAX_CPU_ISA` takes
+# (`dnnl_cpu_isa_t`: each level's bits hold those of the levels it extends).
+_ONEDNN_ISA_BITS = {
+    'SSE41': 0x1, 'AVX': 0x3, 'AVX2': 0x7, 'AVX2_VNNI': 0xf,
+    'AVX2_VNNI_2': 0x1f, 'AVX512_CORE': 0x27, 'AVX512_CORE_VNNI': 0x67,
+    'AVX512_CORE_BF16': 0xe7, 'AVX10_1_512': 0x1ef, 'AVX512_CORE_FP16': 0x1ef,
+    'AVX10_1_512_AMX': 0xfef, 'AVX512_CORE_AMX': 0xfef,
+    'AVX10_1_512_AMX_FP16': 0x1fef, 'AVX512_CORE_AMX_FP16': 0x1fef}
+# The level each bf16 flag's kernels need.
+_ISA_OF_FLAG = {'amx_bf16': 'AVX512_CORE_AMX', 'avx512_bf16': 'AVX512_CORE_BF16'}
 # `configure_cpu_threads()`'s default: the cores, at most this many (each is
 # a chunk of the batch, a copy of the step's graph; measured on 2 cores only).
 _MAX_DEFAULT_THREADS = 8
@@ -36,24 +54,23 @@ _logger = logging.getLogger('tfp_glow')
 
 
 @functools.lru_cache(maxsize=None)
-def _cpuinfo_fields() -> Tuple[str, FrozenSet[str]]:
-  """`(model name, flags)` of the first CPU in /proc/cpuinfo ('' and {} if
-  it cannot be read, as on macOS and Windows)."""
-  model, flags = '', frozenset()
+def _cpuinfo_fields() -> Tuple[str, str, FrozenSet[str]]:
+  """`(model name, vendor_id, flags)` of the first CPU in /proc/cpuinfo
+  ('', '' and {} if it cannot be read, as on macOS and Windows)."""
+  fields = {}
   try:
     with open(_CPUINFO, encoding='utf-8', errors='replace') as f:
       for line in f:
         key, _, value = line.partition(':')
         key = key.strip()
-        if key == 'model name' and not model:
-          model = value.strip()
-        elif key == 'flags' and not flags:
-          flags = frozenset(value.split())
-        if model and flags:
+        if key in ('model name', 'vendor_id', 'flags'):
+          fields.setdefault(key, value.strip())
+        if len(fields) == 3:
           break
   except OSError:
     pass
-  return model, flags
+  return (fields.get('model name', ''), fields.get('vendor_id', ''),
+          frozenset(fields.get('flags', '').split()))
 
 
 def cpu_model() -> str:
@@ -61,9 +78,14 @@ def cpu_model() -> str:
   return _cpuinfo_fields()[0] or 'unknown CPU'
 
 
+def cpu_vendor() -> str:
+  """The CPU's vendor_id (`'GenuineIntel'`, `'AuthenticAMD'`), or `''`."""
+  return _cpuinfo_fields()[1]
+
+
 def cpu_flags() -> FrozenSet[str]:
   """The CPU's feature flags (empty if /proc/cpuinfo cannot be read)."""
-  return _cpuinfo_fields()[1]
+  return _cpuinfo_fields()[2]
 
 
 def bf16_flags() -> Tuple[str, ...]:
@@ -82,10 +104,11 @@ def _gpu_capabilities():
 
 @functools.lru_cache(maxsize=None)
 def native_bfloat16() -> Tuple[bool, str]:
-  """Whether bf16 runs natively here: `(yes, reason)`.
+  """Whether bf16 computes faster than float32 here: `(yes, reason)`.
 
   A GPU decides when there is one (TensorFlow then places the model on it):
-  compute capability >= 8.0; else the CPU's flags.
+  compute capability >= 8.0; else the CPU: AMX, or AVX512-BF16 on AMD, that
+  `ONEDNN_MAX_CPU_ISA` leaves oneDNN (the module's docstring says why).
   """
   capabilities = _gpu_capabilities()
   if capabilities:
@@ -93,11 +116,45 @@ def native_bfloat16() -> Tuple[bool, str]:
       return True, f'GPU compute capability {capabilities[0]} >= (8, 0)'
     return False, (f'GPU compute capability {capabilities[0]} < (8, 0) '
                    '(no bf16 tensor cores)')
+  return _cpu_bfloat16()
+
+
+def _onednn_isa_cap() -> str:
+  """`ONEDNN_MAX_CPU_ISA` (or the older `DNNL_MAX_CPU_ISA`) upper-cased, or
+  `''` when unset (oneDNN then uses every instruction set the CPU has)."""
+  for name in ('ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA'):
+    value = os.environ.get(name, '').strip().upper()
+    if value:
+      return value
+  return ''
+
+
+def _onednn_may_use(flag: str) -> bool:
+  """Whether oneDNN's instruction-set cap leaves it the bf16 unit `flag`
+  (an unknown or `ALL` cap leaves it everything, as in oneDNN)."""
+  cap = _ONEDNN_ISA_BITS.get(_onednn_isa_cap())
+  needed = _ONEDNN_ISA_BITS[_ISA_OF_FLAG[flag]]
+  return cap is None or cap & needed == needed
+
+
+def _cpu_bfloat16() -> Tuple[bool, str]:
+  """`native_bfloat16()` on a CPU: AMX, or AVX512-BF16 on AMD (module doc)."""
   present = [f for f in _BF16_CPU_FLAGS if f in cpu_flags()]
-  if present:
-    return True, f'CPU flags {" ".join(present)} ({cpu_model()})'
+  usable = [f for f in present if _onednn_may_use(f)]
+  where = f'({cpu_model()})'
+  if present and not usable:
+    return False, (f'CPU flags {" ".join(present)}, but ONEDNN_MAX_CPU_ISA='
+                   f'{_onednn_isa_cap()} leaves oneDNN none of them {where}')
+  capped = ('' if usable == present else
+            f' (ONEDNN_MAX_CPU_ISA={_onednn_isa_cap()} leaves no AMX)')
+  if 'amx_bf16' in usable or (usable and cpu_vendor() == 'AuthenticAMD'):
+    return True, f'CPU flags {" ".join(usable)}{capped} {where}'
+  if usable:
+    return False, (f'CPU flag avx512_bf16 without AMX{capped} on a '
+                   f'{cpu_vendor() or "non-AMD"} CPU: bf16 measured slower than '
+                   f'float32 there {where}')
   return False, (f'no GPU and no CPU flag {" or ".join(_BF16_CPU_FLAGS)} '
-                 f'({cpu_model()})')
+                 f'{where}')
 
 
 def check_compute_dtype(compute_dtype) -> Optional[str]:

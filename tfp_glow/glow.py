@@ -120,9 +120,9 @@ class Glow(tfd.TransformedDistribution):
     compute_dtype: `None`, `tf.bfloat16`, `tf.float16` or `'auto'`: mixed
       precision, the default coupling networks' convolutions compute in this
       dtype while variables, log-dets and `log_prob` stay in `dtype`.
-      `'auto'` is bfloat16 where the hardware computes it natively (a CPU
-      with AMX or AVX512-BF16, a GPU of compute capability >= 8.0) and
-      `dtype` elsewhere, decided when the Glow is built and logged once
+      `'auto'` is bfloat16 where bf16 units compute faster than float32 (a
+      CPU with AMX, an AMD CPU with AVX512-BF16, a GPU of compute capability
+      >= 8.0) and `dtype` elsewhere, decided when the Glow is built and logged once
       (logger `'tfp_glow'`); the `compute_dtype` property tells the choice,
       `parameters` and `get_config()` keep `'auto'`. Default value: `None`.
     seed: Python `int` or `None`, seeds every initial value. Default value:

@@ -50,10 +50,10 @@ class Config:
       trained with the Glow, and the loss and every reported bits/dim the
       variational bound); see `tfp_glow.GlowModel`.
     compute_dtype: what the coupling networks compute in (`Glow`'s
-      `compute_dtype`): `'auto'` (bfloat16 where the hardware computes it
-      natively, float32 elsewhere), `'bfloat16'`, `'float16'`, or `None` /
-      `'float32'` (no mixed precision; runs written before v0.3 read as
-      `None`).
+      `compute_dtype`): `'auto'` (bfloat16 where bf16 units compute faster
+      than float32, float32 elsewhere: `tfp_glow.Glow`), `'bfloat16'`,
+      `'float16'`, or `None` / `'float32'` (no mixed precision; runs
+      written before v0.3 read as `None`).
     weight_y: weight of the classification loss of a conditional model.
     batch_size: training batch size (the last partial batch is dropped).
     epochs: full passes over the training split (or `steps_per_epoch`
