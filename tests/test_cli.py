@@ -133,6 +133,32 @@ def test_train_passes_the_grid_scale(monkeypatch, tmp_path, capsys):
     assert seen.pop('grid_scale') == scale
 
 
+def test_train_passes_max_minutes_as_seconds(monkeypatch, tmp_path, capsys):
+  seen = {}
+
+  def train(*args, **kwargs):
+    seen.update(kwargs)
+    raise ValueError('stopped before training')
+
+  monkeypatch.setattr(tasks, 'train', train)
+  for flags, seconds in (([], None), (['--max-minutes', '4.3'], 258.0)):
+    assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
+                     *flags]) == 2
+    assert 'stopped before training' in capsys.readouterr().err
+    assert seen.pop('max_seconds') == pytest.approx(seconds)
+
+
+def test_train_max_minutes_ends_training_and_says_so(tmp_path, capsys):
+  # A budget that ends during the first (tracing) step: one step is taken
+  # and its epoch counted, of the smoke run's 2 steps.
+  path = str(tmp_path / 'budget')
+  assert cli.main(['train', '--smoke', '--quiet', '--max-minutes', '0.0001',
+                   '--run-dir', path]) == 0
+  out = capsys.readouterr().out
+  assert '; --max-minutes 0.0001: 1 epoch(s), 1 steps' in out, out
+  assert runs.read_evaluation(path)['epochs'] == 1
+
+
 _ERRORS = {
     'unknown dataset': (
         ['train', '--smoke', '--dataset', 'mnist_0ffline', '--run-dir', '{tmp}/a'],
@@ -180,6 +206,10 @@ _ERRORS = {
         ['sample', '--run-dir', '{tmp}', '--scale', '0'],
         "tfp-glow sample: error: argument --scale: must be an integer >= 1; "
         "got '0'"),
+    'bad max minutes': (
+        ['train', '--smoke', '--run-dir', '{tmp}/m', '--max-minutes', '-1'],
+        "tfp-glow train: error: argument --max-minutes: must be a number of "
+        "minutes > 0; got '-1'"),
     'bad grid scale': (
         ['train', '--smoke', '--run-dir', '{tmp}/g', '--grid-scale', '1.5'],
         "tfp-glow train: error: argument --grid-scale: must be an integer >= "
@@ -187,7 +217,8 @@ _ERRORS = {
 }
 
 # Rejected by argparse, which exits (status 2) instead of returning.
-_ARGPARSE_ERRORS = ('bad temperatures', 'bad scale', 'bad grid scale')
+_ARGPARSE_ERRORS = ('bad temperatures', 'bad scale', 'bad grid scale',
+                    'bad max minutes')
 
 
 # The four cases also run as real processes (exit status, stderr).

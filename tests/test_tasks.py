@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from tfp_glow import data
 from tfp_glow import presets
 from tfp_glow import runs
 from tfp_glow import tasks
+from tfp_glow.tasks import run as run_module
 
 # float32: these tests compare code paths (graph and eager, one batch and K
 # draws) to 1e-6; with bfloat16 networks (compute_dtype='auto' on a CPU with
@@ -241,6 +243,54 @@ def test_a_time_budget_stops_training_and_keeps_the_run_whole(tmp_path):
   with pytest.raises(ValueError, match='`max_seconds` must be > 0'):
     tasks.train(str(tmp_path / 'zero'), SMOKE, max_seconds=0)
   assert not runs.has_checkpoint(str(tmp_path / 'zero'))
+
+
+def _budget_progress(budget, epochs, steps, initial_epoch=0):
+  """Drives a `_Budget` through `fit`'s callbacks; its progress per step."""
+  budget.set_params({'epochs': epochs, 'steps': steps})
+  budget.on_train_begin()
+  seen = []
+  for epoch in range(initial_epoch, epochs):
+    budget.on_epoch_begin(epoch)
+    for batch in range(steps):
+      budget.on_train_batch_begin(batch)
+      seen.append(float(budget.progress.numpy()))
+      budget.on_train_batch_end(batch)
+  return seen
+
+
+@pytest.mark.parametrize('initial_epoch', [0, 1])
+def test_a_budget_that_outlasts_the_epochs_decays_by_steps(initial_epoch):
+  # An hour's budget, 3 epochs of 4 steps: the epochs end first, so the
+  # cosine must reach its end with them (by steps), not stop a twelfth in.
+  budget = run_module._Budget(3600)  # pylint: disable=protected-access
+  budget.set_model(types.SimpleNamespace(stop_training=False))
+  seen = _budget_progress(budget, 3, 4, initial_epoch)
+  total = (3 - initial_epoch) * 4
+  np.testing.assert_allclose(seen, np.arange(total) / total, atol=1e-6)
+  assert not budget.model.stop_training
+
+
+def test_a_budget_that_ends_first_decays_by_time():
+  clock = [1000.0]
+  budget = run_module._Budget(100, clock=lambda: clock[0])  # pylint: disable=protected-access
+  budget.set_model(types.SimpleNamespace(stop_training=False))
+  budget.set_params({'epochs': 50, 'steps': 10})
+  budget.on_train_begin()
+  budget.on_epoch_begin(0)
+  budget.on_train_batch_begin(0)
+  clock[0] += 20.0            # The first step traces: 20 s, no progress.
+  budget.on_train_batch_end(0)
+  budget.on_train_batch_begin(1)
+  assert float(budget.progress.numpy()) == pytest.approx(1 / 500)  # Steps.
+  clock[0] += 40.0            # Half of the 80 s left: time leads.
+  budget.on_train_batch_end(1)
+  budget.on_train_batch_begin(2)
+  assert float(budget.progress.numpy()) == pytest.approx(0.5)
+  assert not budget.model.stop_training
+  clock[0] += 40.0
+  budget.on_train_batch_end(2)
+  assert budget.model.stop_training
 
 
 def test_a_budget_cosine_decays_with_the_time_spent():

@@ -51,8 +51,9 @@ _OVERRIDES = (
      'q(u | x) trained with the Glow; the loss and the reported bits/dim '
      'are then the variational bound).'),
     ('--compute-dtype', str, 'What the coupling networks compute in: auto '
-     '(bfloat16 on a CPU with AMX or AVX512-BF16 or a GPU of compute '
-     'capability >= 8.0, float32 elsewhere), float32, bfloat16 or float16.'),
+     '(bfloat16 on a CPU with AMX, an AMD CPU with AVX512-BF16 or a GPU of '
+     'compute capability >= 8.0, float32 elsewhere), float32, bfloat16 or '
+     'float16.'),
     ('--epochs', int, 'Total epochs (full passes over the training split). '
      'With --resume: the new total.'),
     ('--batch-size', int, 'Training batch size.'),
@@ -96,8 +97,8 @@ def _train(args):
     ignored += ['--smoke'] if args.smoke else []
     if ignored:
       raise ValueError(f'--resume continues the run\'s own config.json; drop '
-                       f'{", ".join(ignored)} (only --epochs, --data-dir, '
-                       '--quiet and --grid-scale apply).')
+                       f'{", ".join(ignored)} (only --epochs, --max-minutes, '
+                       '--data-dir, --quiet and --grid-scale apply).')
     config = None
     print(f'Resuming {run_dir}')
   else:
@@ -119,7 +120,9 @@ def _train(args):
   result = tasks.train(run_dir, config, resume=args.resume,
                        epochs=changes.get('epochs') if args.resume else None,
                        data_dir=args.data_dir, verbose=0 if args.quiet else 1,
-                       grid_scale=args.grid_scale)
+                       grid_scale=args.grid_scale,
+                       max_seconds=(None if args.max_minutes is None
+                                    else 60 * args.max_minutes))
   e = result.evaluation
   split = runs.read_evaluation(run_dir)['split']
   bound = ('' if e.dequantization == 'uniform' else
@@ -128,8 +131,11 @@ def _train(args):
         f'{e.bits_per_dim:.4f} +/- {e.standard_error:.4f} (standard '
         f'error{bound})')
   print(f'Samples ({_grid_layout(run_dir)}): {result.samples}')
+  budget = ('' if args.max_minutes is None else
+            f'; --max-minutes {args.max_minutes:g}: {result.epochs} '
+            f'epoch(s), {result.steps} steps')
   print(f'Run directory: {run_dir} (config.json, checkpoints/, metrics.csv, '
-        f'logs/, samples/); {result.seconds:.0f} s')
+        f'logs/, samples/); {result.seconds:.0f} s{budget}')
 
 
 def _threads():
@@ -265,6 +271,18 @@ def _positive_int(text):
   return _int_at_least(text, 1)
 
 
+def _positive_minutes(text):
+  """`float(text)` if it is a finite number > 0; else argparse's error."""
+  try:
+    value = float(text)
+  except ValueError:
+    value = None
+  if value is None or not 0 < value < float('inf'):
+    raise argparse.ArgumentTypeError(
+        f'must be a number of minutes > 0; got {text!r}')
+  return value
+
+
 def _int_at_least(text, low):
   """`int(text)` if it is >= `low`; else argparse's error saying the rule."""
   try:
@@ -300,7 +318,8 @@ def _add_train(commands):
                  'runs/PRESET_smoke with --smoke).')
   p.add_argument('--resume', action='store_true', help='Continue the newest '
                  'checkpoint of --run-dir with its config.json (only '
-                 '--epochs, --data-dir, --quiet and --grid-scale apply).')
+                 '--epochs, --max-minutes, --data-dir, --quiet and '
+                 '--grid-scale apply).')
   p.add_argument('--smoke', action='store_true', help='Tiny model (1 step per '
                  'level, width 8), 1 epoch of 2 batches of 8 images, 16 '
                  'held-out images: checks the set-up in seconds.')
@@ -320,6 +339,13 @@ def _add_train(commands):
   p.add_argument('--grid-scale', type=_scale, metavar='N',
                  help=_SCALE_HELP.replace('the grid', 'the sample grids '
                                           '(samples/*.png)'))
+  p.add_argument('--max-minutes', type=_positive_minutes, metavar='M',
+                 help='Stop training after M minutes of Keras fit (tracing '
+                 'and per-epoch evaluations included, the final evaluation '
+                 'not), or after the epochs, whichever comes first; a cosine '
+                 'schedule then decays over the M minutes (so the run is not '
+                 'reproducible step for step). For a slower machine: '
+                 '--max-minutes 4.3 keeps the main job near 5 minutes.')
   p.set_defaults(handler=_train)
   return p
 

@@ -138,9 +138,10 @@ def train(run_dir: str, config: Optional[presets.Config] = None, *,
       tracing and per-epoch evaluations included): training stops after the
       first step that ends past it (the epoch it ends is then partial:
       evaluated, checkpointed and counted), or after the config's epochs,
-      whichever comes first. A `'cosine'` schedule then decays over the
-      budget left after the first (tracing) step, by elapsed time, so such
-      a run is not reproducible step for step. Default value: `None`.
+      whichever comes first. A `'cosine'` schedule then decays over
+      whichever ends first, the budget left after the first (tracing) step
+      (by elapsed time) or the epochs (by steps), so such a run is not
+      reproducible step for step. Default value: `None`.
     eval_num_samples: Python `int` K >= 1: the final held-out evaluation
       adds the K-sample importance-weighted bound (`evaluate`); the
       per-epoch ones stay single-sample. Default value: `1`.
@@ -505,33 +506,50 @@ def _final_grid(glow, config, run_dir, scale, data_dir):
 class _Budget(keras.callbacks.Callback):
   """Stops `fit` once `seconds` have passed since it began; tracks progress.
 
-  `progress`, a float32 variable read by `_BudgetCosine`, holds the fraction
-  spent of the budget left after the first step (which traces the step
-  function: tens of seconds on a CPU in which no learning happens).
+  `progress`, a float32 variable read by `_BudgetCosine`, is how far the run
+  is towards its end, whichever comes first: the fraction spent of the
+  budget left after the first step (which traces the step function: tens of
+  seconds on a CPU in which no learning happens), or the fraction of this
+  `fit`'s steps taken. So a machine fast enough to finish the epochs inside
+  the budget still ends its cosine at 0, as a run without a budget does.
   """
 
-  def __init__(self, seconds):
+  def __init__(self, seconds, clock=time.time):
     super().__init__()
     self.seconds = float(seconds)
+    self._clock = clock   # Seconds, as `time.time` (a test's fake clock).
     self.progress = tf.Variable(0.0, trainable=False, dtype=tf.float32,
                                 name='budget_progress')
-    self._deadline = self._first_step_end = None
+    self._deadline = self._first_step_end = self._first_epoch = None
+    self._steps_taken = 0
 
   def on_train_begin(self, logs=None):
-    self._deadline = time.time() + self.seconds
+    self._deadline = self._clock() + self.seconds
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self._first_epoch is None:   # `fit`'s initial_epoch (a resumed run).
+      self._first_epoch = epoch
 
   def on_train_batch_begin(self, batch, logs=None):
     if self._first_step_end is not None:
       left = max(1e-6, self._deadline - self._first_step_end)
-      self.progress.assign(
-          min(1.0, (time.time() - self._first_step_end) / left))
+      by_time = (self._clock() - self._first_step_end) / left
+      self.progress.assign(min(1.0, max(by_time, self._step_fraction())))
 
   def on_train_batch_end(self, batch, logs=None):
-    now = time.time()
+    now = self._clock()
+    self._steps_taken += 1
     if self._first_step_end is None:
       self._first_step_end = now
     if now >= self._deadline:
       self.model.stop_training = True
+
+  def _step_fraction(self):
+    """Steps taken over the steps of this `fit` (0 if it does not know)."""
+    epochs, steps = self.params.get('epochs'), self.params.get('steps')
+    if not epochs or not steps:
+      return 0.0
+    return self._steps_taken / ((epochs - (self._first_epoch or 0)) * steps)
 
 
 class _BudgetCosine(keras.optimizers.schedules.LearningRateSchedule):
