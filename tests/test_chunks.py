@@ -159,3 +159,73 @@ def test_a_negative_cpu_threads_is_refused():
   with pytest.raises(SystemExit) as exit_info:
     cli.main(['train', '--smoke', '--cpu-threads', '-1'])
   assert exit_info.value.code == 2
+
+
+# ------------------------------------------------ sampling as one chain per core.
+
+
+def _chains_of(glow, monkeypatch, num_chunks):
+  """Makes `glow.sample` see `num_chunks` cores; returns the list that
+  records the batch size of each chain its bijector maps."""
+  from tfp_glow import _hardware  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(_hardware, 'auto_batch_chunks', lambda: num_chunks)
+  chains, forward = [], glow.bijector.forward
+
+  def recorded(z, **kwargs):
+    chains.append(tf.compat.dimension_value(z.shape[0]))
+    return forward(z, **kwargs)
+
+  monkeypatch.setattr(glow.bijector, 'forward', recorded)
+  return chains
+
+
+@pytest.mark.parametrize('kind', ['plain', 'labels', 'context'])
+def test_traced_sampling_runs_one_chain_per_core_with_the_same_images(
+    kind, monkeypatch):
+  """7 samples as chains of 3 + 2 + 2 in a tf.function: the images of the
+  eager (one-chain) call for the same seed, labels and context, float64."""
+  extra = {'plain': {}, 'labels': {'num_classes': 3},
+           'context': {'context_shape': (4, 4, 1)}}[kind]
+  glow = make_small_glow(dtype=tf.float64, **extra)
+  x = tf.cast(make_uint8_images(7), tf.float64)
+  kwargs = {'temperature': 0.7}
+  if kind == 'labels':
+    kwargs['labels'] = tf.constant([0, 1, 2, 0, 1, 2, 0])
+  if kind == 'context':
+    kwargs['context'] = tf.random.stateless_uniform([7, 4, 4, 1], [3, 4],
+                                                     dtype=tf.float64)
+  glow.initialize(x, **({'labels': kwargs['labels']} if 'labels' in kwargs
+                        else {}), **({'context': kwargs['context']}
+                                     if 'context' in kwargs else {}))
+  chains = _chains_of(glow, monkeypatch, 3)
+  eager = glow.sample(7, seed=(5, 6), **kwargs)
+  assert chains == [7]   # Eager: one chain (its ops run one by one anyway).
+  traced = tf.function(lambda: glow.sample(7, seed=(5, 6), **kwargs))()
+  assert chains[1:] == [3, 2, 2]
+  assert traced.shape == (7, 8, 8, 1)
+  np.testing.assert_allclose(traced.numpy(), eager.numpy(), rtol=1e-9,
+                             atol=1e-9)
+
+
+def test_sampling_chains_keep_a_sample_shape_and_skip_what_cannot_split(
+    monkeypatch):
+  glow = make_small_glow()
+  glow.initialize(tf.cast(make_uint8_images(7), tf.float32))
+  chains = _chains_of(glow, monkeypatch, 2)
+  eager = glow.sample([2, 3], seed=(1, 2))
+  traced = tf.function(lambda: glow.sample([2, 3], seed=(1, 2)))()
+  # Eager: the [2, 3] latents in one call; traced: 6 images as two chains.
+  assert chains == [2, 3, 3]
+  assert traced.shape == (2, 3, 8, 8, 1)
+  np.testing.assert_allclose(traced.numpy(), eager.numpy(), rtol=1e-4,
+                             atol=1e-4)
+  del chains[:]
+  # A temperature per sample (broadcast over the latent), or an unknown
+  # number of samples: one chain.
+  temperatures = tf.constant([0.5, 1.0])[:, None, None, None]
+  tf.function(lambda: glow.sample(2, seed=(1, 2),
+                                  temperature=temperatures))()
+  n = tf.function(lambda n: glow.sample(n, seed=(1, 2)),
+                  input_signature=[tf.TensorSpec([], tf.int32)])
+  assert n(tf.constant(3)).shape == (3, 8, 8, 1)
+  assert chains == [2, None]

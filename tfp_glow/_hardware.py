@@ -16,20 +16,22 @@ float32 there.
 
 On a CPU, `configure_cpu_threads()` runs each TensorFlow op on one thread
 and one op per core at once, and `auto_batch_chunks()` is then the number
-of independent chunks `GlowModel` splits a batch into (one chain per core;
-see `tfp_glow.training.chunks`).
+of independent chunks `GlowModel` splits a batch into and traced
+`Glow.sample` calls map their samples in (one chain per core, of
+`chunk_sizes()`; see `tfp_glow.training.chunks`).
 """
 
 import functools
 import logging
 import os
-from typing import FrozenSet, Optional, Tuple
+from typing import FrozenSet, List, Optional, Tuple
 
 import tensorflow as tf
 
 __all__ = ['cpu_model', 'cpu_vendor', 'cpu_flags', 'bf16_flags', 'native_bfloat16',
            'check_compute_dtype', 'resolve_compute_dtype', 'describe_auto',
-           'configure_cpu_threads', 'auto_batch_chunks', 'COMPUTE_DTYPES']
+           'configure_cpu_threads', 'auto_batch_chunks', 'chunk_sizes',
+           'COMPUTE_DTYPES']
 
 # What `compute_dtype` may be: 'auto', None (= the variables' dtype) or one of
 # these names (or the matching tf.DType).
@@ -272,3 +274,20 @@ def auto_batch_chunks() -> int:
   if tf.config.threading.get_intra_op_parallelism_threads() != 1:
     return 1
   return tf.config.threading.get_inter_op_parallelism_threads() or _num_cores()
+
+
+def chunk_sizes(batch_size: Optional[int], num_chunks: int) -> List[int]:
+  """Near-equal sizes of at most `num_chunks` chunks of a batch.
+
+  `[batch_size]` (one chunk) when the size is unknown (`None`) or there is
+  one chunk; never a chunk of 0.
+
+  >>> chunk_sizes(16, 2), chunk_sizes(7, 3), chunk_sizes(1, 2)
+  ([8, 8], [3, 2, 2], [1])
+  >>> chunk_sizes(None, 2)
+  [None]
+  """
+  if batch_size is None or num_chunks <= 1 or batch_size <= 1:
+    return [batch_size]
+  k = min(num_chunks, batch_size)
+  return [batch_size // k + (i < batch_size % k) for i in range(k)]

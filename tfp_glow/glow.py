@@ -479,7 +479,35 @@ class Glow(tfd.TransformedDistribution):
           batch_shape_tensor=tf.reshape(
               tf.cast(sample_shape, tf.int32), [-1]))
     _check_temperature(kwargs.get('temperature'), where)
-    return super()._call_sample_n(sample_shape, seed, **kwargs)
+    sizes = _sample_chunk_sizes(shape, kwargs.get('temperature'))
+    if len(sizes) == 1:
+      return super()._call_sample_n(sample_shape, seed, **kwargs)
+    return self._sample_in_chunks(shape, sizes, seed, kwargs)
+
+  def _sample_in_chunks(self, shape, sizes, seed, kwargs):
+    """TFP's sampling as independent chains of `sizes` samples each.
+
+    One base draw, as TFP's own (so the same latents for a seed), mapped to
+    images chunk by chunk: each image depends on its latent alone, so the
+    images are those of one chain, and in a traced graph under
+    `tfp_glow.configure_cpu_threads()` the cores run the chains at once
+    (sampling is one long chain of small ops, like a training step).
+    """
+    n = shape.num_elements()
+    z = self.distribution.sample(shape, seed=seed)
+    z_chunks = tf.split(tf.reshape(z, [n, *self.latent_shape]), sizes)
+    event_shapes = {'labels': [], 'context': self._context_shape}
+    per_sample = {  # Checked and broadcast to `shape` by `_call_sample_n`.
+        name: tf.split(tf.reshape(kwargs[name], [n, *event_shapes[name]]),
+                       sizes)
+        for name in event_shapes if kwargs.get(name) is not None}
+    images = []
+    for i, z_chunk in enumerate(z_chunks):
+      chunk_kwargs = {name: chunks[i] for name, chunks in per_sample.items()}
+      _, bijector_kwargs = self._split_kwargs(
+          temperature=kwargs.get('temperature'), **chunk_kwargs)
+      images.append(self.bijector.forward(z_chunk, **bijector_kwargs))
+    return tf.reshape(tf.concat(images, 0), [*shape, *self._image_shape])
 
   def _split_kwargs(self, **kwargs):
     """`_route_kwargs` of the keyword arguments that are not `None`."""
@@ -592,6 +620,24 @@ def _check_sample_shape(sample_shape, where):
     raise ValueError(f'{where}: `sample_shape` must be >= 0 (a number of '
                      f'samples); got sample_shape={sample_shape!r}.')
   return tf.TensorShape(dims)
+
+
+def _sample_chunk_sizes(shape, temperature):
+  """How many samples each independent chain of `Glow.sample` maps.
+
+  One chain per core that runs ops (`_hardware.auto_batch_chunks()`, more
+  than 1 only under `configure_cpu_threads()` on a CPU), in a traced graph
+  only (eager ops run one by one: chains would only add ops), and one chain
+  when the number of samples is unknown or a non-scalar temperature would
+  have to be split with them.
+  """
+  if tf.executing_eagerly() or not shape.is_fully_defined():
+    return [None]
+  if temperature is not None and (
+      tf.convert_to_tensor(temperature).shape.rank != 0):
+    return [None]
+  return _hardware.chunk_sizes(shape.num_elements(),
+                               _hardware.auto_batch_chunks())
 
 
 def _check_temperature(temperature, where, allow_zero=True):

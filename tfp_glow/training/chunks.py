@@ -15,30 +15,15 @@ batched with `drop_remainder=True`, as tfp_glow's training pipelines are):
 the sizes are then Python ints and no chunk is empty.
 """
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
+
+from tfp_glow._hardware import chunk_sizes
 
 __all__ = ['chunk_sizes', 'over_chunks']
 
 LossFn = Callable[..., Tuple[tf.Tensor, tf.Tensor]]
-
-
-def chunk_sizes(batch_size: Optional[int], num_chunks: int) -> List[int]:
-  """Near-equal sizes of at most `num_chunks` chunks of a batch.
-
-  `[batch_size]` (one chunk) when the size is unknown (`None`) or there is
-  one chunk; never a chunk of 0.
-
-  >>> chunk_sizes(16, 2), chunk_sizes(7, 3), chunk_sizes(1, 2)
-  ([8, 8], [3, 2, 2], [1])
-  >>> chunk_sizes(None, 2)
-  [None]
-  """
-  if batch_size is None or num_chunks <= 1 or batch_size <= 1:
-    return [batch_size]
-  k = min(num_chunks, batch_size)
-  return [batch_size // k + (i < batch_size % k) for i in range(k)]
 
 
 def over_chunks(loss_fn: LossFn, num_chunks: int,
