@@ -118,7 +118,12 @@ def test_sample_scale(run_dir, tmp_path, capsys):
   assert sizes == {'default': (8 * 12, 17 * 12, 1), 'x3': (8 * 3, 17 * 3, 1)}
 
 
-def test_train_passes_the_grid_scale(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize('flag, value, keyword, expected', [
+    ('--grid-scale', '2', 'grid_scale', 2),
+    ('--max-minutes', '4.3', 'max_seconds', 258.0)])
+def test_train_passes_its_flags_to_tasks_train(monkeypatch, tmp_path, capsys,
+                                               flag, value, keyword,
+                                               expected):
   seen = {}
 
   def train(*args, **kwargs):
@@ -126,26 +131,11 @@ def test_train_passes_the_grid_scale(monkeypatch, tmp_path, capsys):
     raise ValueError('stopped before training')
 
   monkeypatch.setattr(tasks, 'train', train)
-  for flags, scale in (([], None), (['--grid-scale', '2'], 2)):
+  for flags, passed in (([], None), ([flag, value], expected)):
     assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
                      *flags]) == 2
     assert 'stopped before training' in capsys.readouterr().err
-    assert seen.pop('grid_scale') == scale
-
-
-def test_train_passes_max_minutes_as_seconds(monkeypatch, tmp_path, capsys):
-  seen = {}
-
-  def train(*args, **kwargs):
-    seen.update(kwargs)
-    raise ValueError('stopped before training')
-
-  monkeypatch.setattr(tasks, 'train', train)
-  for flags, seconds in (([], None), (['--max-minutes', '4.3'], 258.0)):
-    assert cli.main(['train', '--smoke', '--run-dir', str(tmp_path / 'r'),
-                     *flags]) == 2
-    assert 'stopped before training' in capsys.readouterr().err
-    assert seen.pop('max_seconds') == pytest.approx(seconds)
+    assert seen.pop(keyword) == pytest.approx(passed)
 
 
 def test_train_max_minutes_ends_training_and_says_so(tmp_path, capsys):
