@@ -161,7 +161,7 @@ def test_a_negative_cpu_threads_is_refused():
   assert exit_info.value.code == 2
 
 
-# ------------------------------------------------ sampling as one chain per core.
+# ---------------------------------------------- sampling as one chain per core.
 
 
 def _chains_of(glow, monkeypatch, num_chunks):

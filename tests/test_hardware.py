@@ -74,8 +74,8 @@ def test_onednn_isa_cap_decides_what_counts(machine, isa_cap, expected):
     assert isa_cap in _hardware.describe_auto()
 
 
-@pytest.mark.parametrize('isa_cap, expected', [('AVX512_CORE_BF16', tf.bfloat16),
-                                               ('AVX512_CORE_VNNI', None)])
+@pytest.mark.parametrize('isa_cap, expected', [
+    ('AVX512_CORE_BF16', tf.bfloat16), ('AVX512_CORE_VNNI', None)])
 def test_onednn_isa_cap_on_amd(machine, isa_cap, expected):
   machine('avx512_bf16', vendor='AuthenticAMD', isa_cap=isa_cap)
   assert _hardware.resolve_compute_dtype('auto') == expected

@@ -273,7 +273,8 @@ def test_a_budget_that_outlasts_the_epochs_decays_by_steps(initial_epoch):
 
 def test_a_budget_that_ends_first_decays_by_time():
   clock = [1000.0]
-  budget = run_module._Budget(100, clock=lambda: clock[0])  # pylint: disable=protected-access
+  budget = run_module._Budget(  # pylint: disable=protected-access
+      100, clock=lambda: clock[0])
   budget.set_model(types.SimpleNamespace(stop_training=False))
   budget.set_params({'epochs': 50, 'steps': 10})
   budget.on_train_begin()

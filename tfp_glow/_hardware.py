@@ -28,10 +28,10 @@ from typing import FrozenSet, List, Optional, Tuple
 
 import tensorflow as tf
 
-__all__ = ['cpu_model', 'cpu_vendor', 'cpu_flags', 'bf16_flags', 'native_bfloat16',
-           'check_compute_dtype', 'resolve_compute_dtype', 'describe_auto',
-           'configure_cpu_threads', 'auto_batch_chunks', 'chunk_sizes',
-           'COMPUTE_DTYPES']
+__all__ = ['cpu_model', 'cpu_vendor', 'cpu_flags', 'bf16_flags',
+           'native_bfloat16', 'check_compute_dtype', 'resolve_compute_dtype',
+           'describe_auto', 'configure_cpu_threads', 'auto_batch_chunks',
+           'chunk_sizes', 'COMPUTE_DTYPES']
 
 # What `compute_dtype` may be: 'auto', None (= the variables' dtype) or one of
 # these names (or the matching tf.DType).
@@ -47,7 +47,8 @@ _ONEDNN_ISA_BITS = {
     'AVX10_1_512_AMX': 0xfef, 'AVX512_CORE_AMX': 0xfef,
     'AVX10_1_512_AMX_FP16': 0x1fef, 'AVX512_CORE_AMX_FP16': 0x1fef}
 # The level each bf16 flag's kernels need.
-_ISA_OF_FLAG = {'amx_bf16': 'AVX512_CORE_AMX', 'avx512_bf16': 'AVX512_CORE_BF16'}
+_ISA_OF_FLAG = {'amx_bf16': 'AVX512_CORE_AMX',
+                'avx512_bf16': 'AVX512_CORE_BF16'}
 # `configure_cpu_threads()`'s default: the cores, at most this many (each is
 # a chunk of the batch, a copy of the step's graph; measured on 2 cores only).
 _MAX_DEFAULT_THREADS = 8
@@ -152,9 +153,9 @@ def _cpu_bfloat16() -> Tuple[bool, str]:
   if 'amx_bf16' in usable or (usable and cpu_vendor() == 'AuthenticAMD'):
     return True, f'CPU flags {" ".join(usable)}{capped} {where}'
   if usable:
-    return False, (f'CPU flag avx512_bf16 without AMX{capped} on a '
-                   f'{cpu_vendor() or "non-AMD"} CPU: bf16 measured slower than '
-                   f'float32 there {where}')
+    vendor = cpu_vendor() or 'non-AMD'
+    return False, (f'CPU flag avx512_bf16 without AMX{capped} on a {vendor} '
+                   f'CPU: bf16 measured slower than float32 there {where}')
   return False, (f'no GPU and no CPU flag {" or ".join(_BF16_CPU_FLAGS)} '
                  f'{where}')
 

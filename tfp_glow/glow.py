@@ -79,7 +79,10 @@ class Glow(tfd.TransformedDistribution):
   the batch shape) in `log_prob(x, labels=y)`, `sample(n, labels=y)`,
   `encode`, `decode` and `bits_per_dim`; TFP routes them to the top prior as
   bijector keyword arguments. `sample(n, temperature=T)` draws every latent
-  from N(0, T^2), the paper's temperature.
+  from N(0, T^2), the paper's temperature. Inside a `tf.function` on a CPU
+  under `tfp_glow.configure_cpu_threads()`, `sample` maps a known number of
+  samples as one independent chain per core, which the cores run at once
+  (the same latents and images as one chain).
 
   Conditional models (`context_shape=S`) are densities p(x | context) for a
   context tensor of shape `[N, *S]`: a vector `S = (D,)` (an embedding, a
@@ -122,9 +125,10 @@ class Glow(tfd.TransformedDistribution):
       dtype while variables, log-dets and `log_prob` stay in `dtype`.
       `'auto'` is bfloat16 where bf16 units compute faster than float32 (a
       CPU with AMX, an AMD CPU with AVX512-BF16, a GPU of compute capability
-      >= 8.0) and `dtype` elsewhere, decided when the Glow is built and logged once
-      (logger `'tfp_glow'`); the `compute_dtype` property tells the choice,
-      `parameters` and `get_config()` keep `'auto'`. Default value: `None`.
+      >= 8.0) and `dtype` elsewhere, decided when the Glow is built and
+      logged once (logger `'tfp_glow'`); the `compute_dtype` property tells
+      the choice, `parameters` and `get_config()` keep `'auto'`. Default
+      value: `None`.
     seed: Python `int` or `None`, seeds every initial value. Default value:
       `None`.
     recompute_gradients: Python `bool`, gradient checkpointing: each flow
