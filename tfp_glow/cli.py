@@ -343,8 +343,8 @@ def _add_train(commands):
                  help='Stop training after M minutes of Keras fit (tracing '
                  'and per-epoch evaluations included, the final evaluation '
                  'not), or after the epochs, whichever comes first; a cosine '
-                 'schedule then decays over the M minutes (so the run is not '
-                 'reproducible step for step). For a slower machine: '
+                 'schedule then decays over whichever ends first (so the run '
+                 'is not reproducible step for step). For a slower machine: '
                  '--max-minutes 4.3 keeps the main job near 5 minutes.')
   p.set_defaults(handler=_train)
   return p
